@@ -1,0 +1,38 @@
+"""gradflow: why recurrent networks' gradients vanish or explode, derived and measured.
+
+The public API is re-exported here by name; see DESIGN.md for the contract.
+
+>>> import gradflow as gf
+>>> cell = gf.cells.elman()
+>>> print(cell.updates["h"])
+tanh(W_h*h[t - 1] + W_x*x[t] + b)
+"""
+
+from gradflow import cells
+from gradflow.cells import Activation, Cell, as_activation
+from gradflow.errors import (
+    BackendUnavailableError,
+    CellDefinitionError,
+    CellShapeError,
+    GradflowError,
+    GraphError,
+    NotDifferentiableError,
+    ShapeError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "BackendUnavailableError",
+    "Cell",
+    "CellDefinitionError",
+    "CellShapeError",
+    "GradflowError",
+    "GraphError",
+    "NotDifferentiableError",
+    "ShapeError",
+    "__version__",
+    "as_activation",
+    "cells",
+]
