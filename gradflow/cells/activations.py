@@ -100,7 +100,7 @@ class Activation(sp.Basic):
 
     @property
     def function(self) -> sp.Lambda:
-        r""":math:`\sigma` as a sympy ``Lambda`` of the real variable ``z``."""
+        r""":math:`\sigma` as a sympy ``Lambda`` of ``z`` (sympy writes the identity ``Lambda(_x, _x)``)."""
         return sp.Lambda(z, self.expression)
 
     @property
@@ -129,7 +129,9 @@ class Activation(sp.Basic):
 
     def __call__(self, arg: Any) -> sp.Expr:  # type: ignore[override]
         r"""Apply :math:`\sigma` to a scalar sympy expression."""
-        return self.function(arg)  # type: ignore[no-any-return]
+        if self.expression.has(sp.Derivative):  # generic σ': keep it a Subs at the point
+            return self.expression.subs(z, arg)  # type: ignore[no-any-return]
+        return self.expression.xreplace({z: sp.sympify(arg)})  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
@@ -184,8 +186,8 @@ def _canonical_body(name: str, function: Any) -> sp.Expr:
             "(functions such as softmax that mix components are not activations)"
         )
     (var,) = variables
+    extra = body.free_symbols - {var}
     body = body.xreplace({var: z})
-    extra = body.free_symbols - {z}
     if extra:
         names = ", ".join(sorted(str(s) for s in extra))
         raise CellDefinitionError(
@@ -237,10 +239,10 @@ gelu = Activation("gelu", sp.Lambda(z, z * (1 + sp.erf(z / sp.sqrt(2))) / 2), r"
 def _exact(value: Any, what: str) -> sp.Expr:
     """A number as an exact sympy number (floats through their decimal text)."""
     try:
-        number = sp.Rational(str(value)) if isinstance(value, float) else sp.sympify(value)
+        number = sp.Rational(str(value)) if isinstance(value, float | str) else sp.sympify(value)
     except (sp.SympifyError, TypeError, ValueError) as err:
         raise CellDefinitionError(f"{what} must be a number, got {value!r}") from err
-    if not (number.is_number and number.is_real):
+    if not isinstance(number, sp.Expr) or not (number.is_number and number.is_real and number.is_finite):
         raise CellDefinitionError(f"{what} must be a real number, got {value!r}")
     return number  # type: ignore[no-any-return]
 
@@ -346,8 +348,12 @@ def as_activation(spec: Any, name: str | None = None) -> Activation:
                 "(or pass a sympy Lambda of one variable)"
             )
         return factory()
-    label = name or getattr(spec, "__name__", None) or str(spec)
-    activation = Activation(label, spec, rf"\operatorname{{{_latex_safe(label)}}}")
+    label = name or getattr(spec, "__name__", None) or "f"
+    if label == "<lambda>":
+        label = "f"
+    activation = Activation(
+        label, spec, rf"\operatorname{{{_latex_safe(label)}}}" if len(label) > 1 else label
+    )
     if name is None:  # sympy's tanh is the catalogue's tanh, with its LaTeX name
         for factory in CATALOGUE.values():
             known = factory()

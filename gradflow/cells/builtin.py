@@ -36,9 +36,12 @@ def _act(spec: Any, role: str) -> tuple[str, dict[str, Activation]]:
 
 
 def _scalar(
-    value: Any, name: str, cell: str, low: float | None = None, high: float | None = None
+    value: Any, name: str, cell: str, *, unit_interval: bool = False
 ) -> tuple[str, dict[str, tuple[()]]]:
-    """A scalar that is either a number (a constant) or a symbol (a scalar parameter)."""
+    """A scalar that is a number (a constant) or a name (a scalar parameter).
+
+    Numbers must be positive, or lie in [0, 1] when ``unit_interval``.
+    """
     if isinstance(value, str):
         if not value.isidentifier():
             raise CellDefinitionError(f"{cell}: {name} must be a number or a parameter name, got {value!r}")
@@ -48,8 +51,10 @@ def _scalar(
     if isinstance(value, bool) or not isinstance(value, int | float | sp.Rational):
         raise CellDefinitionError(f"{cell}: {name} must be a number or a parameter name, got {value!r}")
     number = sp.Rational(str(value)) if isinstance(value, float) else sp.Rational(value)
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise CellDefinitionError(f"{cell}: {name}={value!r} must lie in [{low}, {high}]")
+    if unit_interval and not 0 <= number <= 1:
+        raise CellDefinitionError(f"{cell}: {name}={value!r} must lie in [0, 1]")
+    if not unit_interval and not number > 0:
+        raise CellDefinitionError(f"{cell}: {name}={value!r} must be positive")
     return f"({number})", {}
 
 
@@ -285,7 +290,7 @@ def leaky(alpha: Any = "alpha", activation: Any = "tanh", *, n: Size = "n", m: S
     Goodfellow, Bengio, Courville, *Deep Learning*, §10.9.2 (leaky units);
     M. C. Mozer, "Induction of multiscale temporal structure", NIPS 1992.
     """
-    a, scalar = _scalar(alpha, "alpha", "leaky", 0, 1)
+    a, scalar = _scalar(alpha, "alpha", "leaky", unit_interval=True)
     sigma, extra = _act(activation, "sigma")
     return Cell(
         "leaky",
@@ -365,10 +370,8 @@ def ctrnn(
     R. D. Beer, "On the dynamics of small continuous-time recurrent neural
     networks", Adaptive Behavior 3(4), 1995.
     """
-    tau_text, tau_param = _scalar(tau, "tau", "ctrnn", 0, None)
-    dt_text, dt_param = _scalar(dt, "dt", "ctrnn", 0, None)
-    if tau_text == "(0)":
-        raise CellDefinitionError("ctrnn: tau must be positive, got 0")
+    tau_text, tau_param = _scalar(tau, "tau", "ctrnn")
+    dt_text, dt_param = _scalar(dt, "dt", "ctrnn")
     sigma, extra = _act(activation, "sigma")
     return Cell(
         "ctrnn",

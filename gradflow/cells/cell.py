@@ -9,6 +9,8 @@ Jacobians, the LaTeX and the numeric kernels.
 from __future__ import annotations
 
 import ast
+import contextlib
+import operator
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -40,8 +42,14 @@ def size_symbol(name: str) -> sp.Symbol:
 
 def _size(value: Any, what: str, cell: str) -> sp.Expr:
     """Canonicalise a declared size: a positive int, or an expression of size symbols."""
+    original = value
     if isinstance(value, bool):
-        value = None
+        raise CellDefinitionError(
+            f"cell {cell!r}: {what} has size {original!r}; sizes are positive ints or symbols"
+        )
+    if not isinstance(value, int | str | sp.Basic):
+        with contextlib.suppress(TypeError):
+            value = operator.index(value)  # numpy integers
     if isinstance(value, int):
         if value <= 0:
             raise CellDefinitionError(f"cell {cell!r}: {what} has size {value}; sizes must be positive")
@@ -71,6 +79,11 @@ def _size(value: Any, what: str, cell: str) -> sp.Expr:
         return expr
     if any(s.name == "t" for s in expr.free_symbols):
         raise CellDefinitionError(f"cell {cell!r}: {what} has size {value!r}; 't' is the time index")
+    if expr.is_positive is not True:
+        raise CellDefinitionError(
+            f"cell {cell!r}: {what} has size {value!r}, which is not always positive "
+            "(size symbols are positive integers: use n, 2*n, n + m)"
+        )
     return expr
 
 
@@ -85,7 +98,7 @@ def _identifiers(text: str) -> set[str]:
 def _shape(value: Any, name: str, cell: str) -> Shape:
     """A parameter shape: () scalar, (n,) vector, (n, m) matrix."""
     what = f"parameter {name!r}"
-    if value == () or value is None:
+    if value is None or (isinstance(value, tuple | list) and len(value) == 0):
         return ()
     if isinstance(value, tuple | list):
         if len(value) > 2:
@@ -340,6 +353,18 @@ class Cell:
             f"Cell is immutable; build a new one (or use with_sizes) instead of setting {name!r}"
         )
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Cell is immutable; cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._name, self._spec()))
+
+    def __copy__(self) -> Cell:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cell:
+        return self
+
     # -- what the cell holds ----------------------------------------------------
     @property
     def name(self) -> str:
@@ -511,8 +536,14 @@ class Cell:
                     f"cell {self._name!r} has no symbolic size {key!r}; its sizes are "
                     f"{', '.join(known) or 'already all concrete'}"
                 )
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise CellDefinitionError(f"cell {self._name!r}: size {key}={value!r} must be a positive int")
+            try:
+                value = operator.index(value)
+            except TypeError:
+                value = -1
+            if isinstance(sizes[key], bool) or value <= 0:
+                raise CellDefinitionError(
+                    f"cell {self._name!r}: size {key}={sizes[key]!r} must be a positive int"
+                )
             mapping[known[key]] = sp.Integer(value)
         spec = self._spec()
         spec["states"] = {k: v.xreplace(mapping) for k, v in spec["states"].items()}
@@ -557,6 +588,11 @@ class Cell:
             target = f"{name}[t]" if kind == "state" else name
             lines.append(f"  {target} = {sp.sstr(self._exprs[(kind, name)], order='none')}")
         return "\n".join(lines)
+
+
+def _rebuild(name: str, spec: dict[str, Any]) -> Cell:
+    """Unpickle a cell by building it again from its definition."""
+    return Cell(name, **spec)
 
 
 def _stable_topological_order(

@@ -170,16 +170,18 @@ class Concat(MatrixExpr):  # type: ignore[misc]
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Expr:
         # A symbolic row index (inside a matrix product's sum) gives a Piecewise
         # that collapses once the index is a number.
+        numeric = sp.sympify(i).is_Integer
         pieces = []
         offset: sp.Expr = sp.S.Zero
         for part in self.parts:
             rows = part.shape[0]
-            entry = part._entry(i - offset, j, **kwargs)
-            if sp.sympify(i).is_Integer and (i - offset - rows).is_negative:
-                return entry  # type: ignore[no-any-return]
-            pieces.append((entry, sp.StrictLessThan(i, offset + rows)))
+            if numeric:
+                if (i - offset - rows).is_negative:
+                    return part._entry(i - offset, j, **kwargs)  # type: ignore[no-any-return]
+            else:
+                pieces.append((part._entry(i - offset, j, **kwargs), sp.StrictLessThan(i, offset + rows)))
             offset = offset + rows
-        if sp.sympify(i).is_Integer:
+        if numeric:
             raise IndexError(f"row {i} out of range for {self}")
         return sp.Piecewise(*pieces[:-1], (pieces[-1][0], True))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,8 @@ def parse_text(equation: Equation) -> ast.expr:
         raise CellDefinitionError(
             f"{equation} is not a valid expression: {err.msg} (column {err.offset})"
         ) from err
+    except (RecursionError, MemoryError) as err:
+        raise CellDefinitionError(f"{equation} is nested too deeply to parse") from err
     return tree.body
 
 
@@ -203,11 +206,17 @@ class _Builder:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(f"constant {value!r} is not a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(f"constant {ast.unparse(node)} is not a finite number")
         return sp.Rational(str(value)) if isinstance(value, float) else sp.Integer(value)
 
     def build_Name(self, node: ast.expr) -> sp.Basic:
         name = dotted_name(node)
-        assert name is not None  # Name and Attribute chains only reach here
+        if name is None:  # an attribute of an expression, e.g. (h + x).T
+            raise self.fail(
+                f"'{ast.unparse(node)}' is not part of the cell language: dots only join the "
+                "parts of a combined cell's names (layer1.h); there are no attributes such as .T"
+            )
         return self.reference(name, None, node)
 
     build_Attribute = build_Name  # noqa: N815 - dispatched by AST class name
@@ -380,6 +389,8 @@ class _Builder:
         if isinstance(op, ast.Div):
             if rs is not None:
                 raise self.shape_fail(f"'{text}' divides by the non-scalar '{rt}'")
+            if right.is_zero:
+                raise self.fail(f"'{text}' divides by zero")
             if ls is None:
                 return left / right
             return sp.MatMul(1 / right, *_flat(left, sp.MatMul))
@@ -388,6 +399,8 @@ class _Builder:
                 raise self.shape_fail(
                     f"'{text}' raises a vector to a power; write the Hadamard product (h * h)"
                 )
+            if left.is_number and right.is_number and abs(right) > 64:
+                raise self.fail(f"'{text}' has the exponent {right}; keep exponents of numbers within 64")
             return left**right
         raise self.fail(f"operator in '{text}' is not part of the cell language")
 
@@ -400,7 +413,14 @@ def _flat(expr: sp.Basic, cls: type) -> tuple[sp.Basic, ...]:
 
 def parse_equation(equation: Equation, context: Context) -> sp.Basic:
     """Build the sympy tree of ``equation``, checking names, times and shapes."""
-    return _Builder(context, equation).build(parse_text(equation))
+    tree = parse_text(equation)
+    try:
+        result = _Builder(context, equation).build(tree)
+    except RecursionError as err:
+        raise CellDefinitionError(f"{equation} is nested too deeply") from err
+    if result.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise CellDefinitionError(f"{equation} evaluates to an infinite or undefined constant: {result}")
+    return result
 
 
 def check_name(name: Any, what: str, cell: str) -> str:
