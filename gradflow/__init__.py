@@ -8,7 +8,7 @@ The public API is re-exported here by name; see DESIGN.md for the contract.
 tanh(W_h*h[t - 1] + W_x*x[t] + b)
 """
 
-from gradflow import cells
+from gradflow import cells, graph, symbolic
 from gradflow.cells import Activation, Cell, as_activation
 from gradflow.errors import (
     BackendUnavailableError,
@@ -19,6 +19,7 @@ from gradflow.errors import (
     NotDifferentiableError,
     ShapeError,
 )
+from gradflow.graph import UnrolledGraph, unroll
 
 __version__ = "0.1.0"
 
@@ -32,7 +33,11 @@ __all__ = [
     "GraphError",
     "NotDifferentiableError",
     "ShapeError",
+    "UnrolledGraph",
     "__version__",
     "as_activation",
     "cells",
+    "graph",
+    "symbolic",
+    "unroll",
 ]
