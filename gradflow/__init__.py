@@ -8,7 +8,7 @@ The public API is re-exported here by name; see DESIGN.md for the contract.
 tanh(W_h*h[t - 1] + W_x*x[t] + b)
 """
 
-from gradflow import cells, graph, symbolic
+from gradflow import cells, export, graph, symbolic
 from gradflow.cells import Activation, Cell, as_activation
 from gradflow.errors import (
     BackendUnavailableError,
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "as_activation",
     "cells",
+    "export",
     "graph",
     "symbolic",
     "unroll",

@@ -583,10 +583,13 @@ class Cell:
         )
 
     def __str__(self) -> str:
+        """The summary line, then each equation in the cell language, in evaluation order."""
+        sections = {"intermediate": "intermediate", "state": "update", "output": "output"}
+        texts = {(e.section, e.target): e.text for e in self._equations}
         lines = [repr(self)]
         for kind, name in self._order:
             target = f"{name}[t]" if kind == "state" else name
-            lines.append(f"  {target} = {sp.sstr(self._exprs[(kind, name)], order='none')}")
+            lines.append(f"  {target} = {texts[(sections[kind], name)]}")
         return "\n".join(lines)
 
 

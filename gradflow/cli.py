@@ -1,0 +1,337 @@
+r"""The ``gradflow`` command.
+
+``gradflow report`` is the main job: on built-in defaults it writes a folder
+with every built-in cell's equations and structured step Jacobians, its
+unrolled graph (DOT and PNG), and the path counts of skip connections
+through time. ``gradflow derive CELL``, ``gradflow graph CELL`` and
+``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells.
+
+A CELL is a built-in name, optionally called with literal arguments, and
+combinators nest: ``lstm``, ``"skip(delay=4)"``, ``"elman('relu')"``,
+``"stack(lstm, gru)"``, ``"bidirectional(gru(reset_after=True))"``.
+
+Errors exit with status 2 and one line on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gradflow import cells
+from gradflow.cells.cell import Cell
+from gradflow.errors import GradflowError
+from gradflow.export.text import to_text
+from gradflow.graph import (
+    count_paths,
+    draw,
+    shortest_path_length,
+    to_dot,
+    unroll,
+    write_dot,
+    write_graphml,
+    write_node_link,
+)
+from gradflow.symbolic.jacobian import step_jacobian
+
+__all__ = ["BUILTIN", "main", "parse_cell"]
+
+#: The built-in cells by name, as the command line knows them.
+BUILTIN: dict[str, Callable[..., Cell]] = {
+    "elman": cells.elman,
+    "jordan": cells.jordan,
+    "lstm": cells.lstm,
+    "lstm1997": lambda **kw: cells.lstm(forget_gate=False, **kw),
+    "lstm_peephole": lambda **kw: cells.lstm(peephole=True, **kw),
+    "gru": cells.gru,
+    "gru_reset_after": lambda **kw: cells.gru(reset_after=True, **kw),
+    "leaky": cells.leaky,
+    "skip": cells.skip,
+    "ctrnn": cells.ctrnn,
+    "indrnn": cells.indrnn,
+    "minimal": cells.minimal,
+}
+
+#: The cells the report covers (combinators included).
+REPORT_CELLS = (
+    "elman",
+    "jordan",
+    "lstm1997",
+    "lstm",
+    "lstm_peephole",
+    "gru",
+    "gru_reset_after",
+    "leaky",
+    "skip(delay=3)",
+    "ctrnn",
+    "indrnn",
+    "minimal",
+    "stack(elman, elman)",
+    "bidirectional(elman)",
+)
+
+
+class UsageError(GradflowError, ValueError):
+    """A command-line argument is malformed."""
+
+
+def parse_cell(spec: str) -> Cell:
+    """Build a cell from a command-line spec such as ``"stack(lstm, gru(reset_after=True))"``.
+
+    Raises
+    ------
+    UsageError
+        For an unknown name or an argument that is not a literal.
+
+    Examples
+    --------
+    >>> parse_cell("skip(delay=4)").name
+    'skip4'
+    """
+    try:
+        tree = ast.parse(spec.strip(), mode="eval").body
+    except SyntaxError as err:
+        raise UsageError(f"cell {spec!r} is not a name or a call such as 'skip(delay=4)'") from err
+    return _build(tree, spec)
+
+
+def _build(node: ast.expr, spec: str) -> Cell:
+    if isinstance(node, ast.Name):
+        node = ast.Call(func=node, args=[], keywords=[])
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        raise UsageError(f"cell {spec!r}: '{ast.unparse(node)}' is not a cell name or call")
+    name = node.func.id
+    if name in ("stack", "bidirectional"):
+        parts = [_build(arg, spec) for arg in node.args]
+        if node.keywords:
+            raise UsageError(f"cell {spec!r}: {name} takes cells only")
+        if name == "stack":
+            return cells.stack(parts)
+        if len(parts) != 1:
+            raise UsageError(f"cell {spec!r}: bidirectional takes one cell")
+        return cells.bidirectional(parts[0])
+    factory = BUILTIN.get(name)
+    if factory is None:
+        known = ", ".join([*BUILTIN, "stack", "bidirectional"])
+        raise UsageError(f"cell {spec!r}: unknown cell {name!r}; known: {known}")
+    try:
+        args = [ast.literal_eval(a) for a in node.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+    except ValueError as err:
+        raise UsageError(f"cell {spec!r}: the arguments of {name} must be literals") from err
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as err:
+        raise UsageError(f"cell {spec!r}: {err}") from err
+
+
+def _sizes(pairs: Sequence[str]) -> dict[str, int]:
+    sizes = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not key or not value.isdigit():
+            raise UsageError(f"size {pair!r} must look like n=3")
+        sizes[key] = int(value)
+    return sizes
+
+
+def describe(cell: Cell) -> str:
+    """The cell's equations and every structured step Jacobian, as plain text."""
+    lines = [f"{cell.name}: {cell.description}".rstrip(), ""]
+    for kind, name in cell.order:
+        target = f"{name}^(t)"
+        lines.append(f"  {target} = {to_text(cell.expression(kind, name))}")
+    lines += ["", "  step Jacobians (numerator layout):"]
+    for state in cell.states:
+        for wrt in cell.states:
+            for lag in cell.delays(wrt) or (1,):
+                sign = "+" if wrt in cell.backward else "-"
+                jacobian = to_text(step_jacobian(cell, state, wrt, lag))
+                lines.append(f"  ∂{state}^(t)/∂{wrt}^(t{sign}{lag}) = {jacobian}")
+    if cell.references:
+        lines += ["", "  references:"] + [f"  - {ref}" for ref in cell.references]
+    return "\n".join(lines)
+
+
+def _node(text: str) -> tuple[str, int | None]:
+    name, _, time = text.rpartition(":")
+    if not name:
+        return text, None
+    try:
+        return name, int(time)
+    except ValueError as err:
+        raise UsageError(f"node {text!r} must look like h:3 (name:time)") from err
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def _cmd_cells(args: argparse.Namespace) -> int:
+    for name in BUILTIN:
+        cell = parse_cell(name)
+        print(f"{name:16} {cell.description}")
+    print(f"{'stack(a, b, ...)':16} layers stacked, each reading the one below")
+    print(f"{'bidirectional(a)':16} a forwards and a copy backwards in time")
+    return 0
+
+
+def _cmd_derive(args: argparse.Namespace) -> int:
+    cell = parse_cell(args.cell)
+    if args.sizes:
+        cell = cell.with_sizes(**_sizes(args.sizes))
+    print(describe(cell))
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    ug = unroll(parse_cell(args.cell), args.T, loss=args.loss)
+    if args.output is None:
+        if args.format != "dot":
+            raise UsageError(f"--format {args.format} needs -o FILE")
+        sys.stdout.write(to_dot(ug))
+        return 0
+    writers = {"dot": write_dot, "graphml": write_graphml, "json": write_node_link}
+    if args.format == "png":
+        _write_png(ug, Path(args.output), overwrite=args.force)
+    else:
+        writers[args.format](ug, args.output, overwrite=args.force)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _write_png(ug: Any, path: Path, overwrite: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    ax = draw(ug)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(ax.figure)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cmd_paths(args: argparse.Namespace) -> int:
+    ug = unroll(parse_cell(args.cell), args.T)
+    source, target = _node(args.source), _node(args.target)
+    print(f"paths {source} -> {target}: {count_paths(ug, source, target)}")
+    print(f"shortest path: {shortest_path_length(ug, source, target)} edges")
+    return 0
+
+
+def _skip_table(delays: Sequence[int], lags: Sequence[int]) -> str:
+    rows = ["| d | k = i - j | paths h(j) -> h(i) | shortest path | k/d |", "|---|---|---|---|---|"]
+    for d in delays:
+        ug = unroll(cells.skip(delay=d), max(lags) + 1)
+        for k in lags:
+            count = count_paths(ug, ("h", 0), ("h", k))
+            short = shortest_path_length(ug, ("h", 0), ("h", k))
+            rows.append(f"| {d} | {k} | {count} | {short} | {k / d:.1f} |")
+    return "\n".join(rows)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; pass --force to replace it, or --out to choose another folder")
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".gradflow-report-", dir=parent))
+    try:
+        (staging / "graphs").mkdir()
+        sections = [
+            "# gradflow report",
+            "",
+            "Structured step Jacobians (numerator layout) of the built-in cells.",
+            "",
+        ]
+        for spec in REPORT_CELLS:
+            cell = parse_cell(spec)
+            sections += [f"## {spec}", "", "```", describe(cell), "```", ""]
+            longest = max((d for state in cell.states for d in cell.delays(state)), default=1)
+            ug = unroll(cell, max(args.T, longest + 1))
+            slug = "".join(ch if ch.isalnum() else "_" for ch in spec).strip("_")
+            write_dot(ug, staging / "graphs" / f"{slug}.dot")
+            _write_png(ug, staging / "graphs" / f"{slug}.png", overwrite=False)
+            nodes, edges = ug.graph.number_of_nodes(), ug.graph.number_of_edges()
+            print(f"  {spec:28} {nodes:4} nodes {edges:4} edges (T={ug.T})")
+        (staging / "cells.md").write_text("\n".join(sections), encoding="utf-8")
+        table = _skip_table((2, 3, 4), (6, 12, 24, 48))
+        (staging / "skip_paths.md").write_text(
+            "# Skip connections through time (seed 003, C16)\n\n"
+            "Paths from h(j) to h(i) are the compositions of k into parts 1 and d; the shortest\n"
+            "has floor(k/d) + (k mod d) edges, so the gradient's decay exponent scales with k/d.\n\n"
+            + table
+            + "\n",
+            encoding="utf-8",
+        )
+        print(table)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    print(f"wrote {out}/ (cells.md, skip_paths.md, graphs/)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gradflow", description=__doc__.split("\n\n")[0].strip("r"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    report = sub.add_parser("report", help="the main job: a folder of derivations and graphs")
+    report.add_argument("--out", default="gradflow-report", help="folder to write (default gradflow-report)")
+    report.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    report.add_argument(
+        "-T", type=int, default=4, help="steps of the drawn graphs (default 4; more where a delay needs it)"
+    )
+    report.set_defaults(run=_cmd_report)
+    sub.add_parser("cells", help="list the built-in cells").set_defaults(run=_cmd_cells)
+    derive = sub.add_parser("derive", help="a cell's equations and step Jacobians")
+    derive.add_argument("cell")
+    derive.add_argument("--sizes", nargs="*", default=[], help="fix sizes, e.g. n=3 m=2")
+    derive.set_defaults(run=_cmd_derive)
+    graph = sub.add_parser("graph", help="unroll a cell and export its graph")
+    graph.add_argument("cell")
+    graph.add_argument("-T", type=int, default=3)
+    graph.add_argument("--format", choices=["dot", "graphml", "json", "png"], default="dot")
+    graph.add_argument("-o", "--output", help="file to write (DOT goes to stdout without it)")
+    graph.add_argument("--force", action="store_true", help="overwrite the file")
+    graph.add_argument("--loss", action="store_true", help="add the losses E(t) and L")
+    graph.set_defaults(run=_cmd_graph)
+    paths = sub.add_parser("paths", help="count dependency paths between two nodes")
+    paths.add_argument("cell")
+    paths.add_argument("-T", type=int, required=True)
+    paths.add_argument("--from", dest="source", required=True, help="e.g. h:0")
+    paths.add_argument("--to", dest="target", required=True, help="e.g. h:100")
+    paths.set_defaults(run=_cmd_paths)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 on any error)."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except GradflowError as err:
+        print(f"gradflow: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The gradflow command: every sub-command, its files, and its errors (exit status 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import networkx as nx
+import pytest
+
+from gradflow.cli import main, parse_cell
+from gradflow.errors import GradflowError
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_report_writes_the_folder_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "rep"
+    status, _, _ = run(capsys, "report", "--out", str(out), "-T", "2")
+    assert status == 0
+    cells_md = (out / "cells.md").read_text(encoding="utf-8")
+    assert "∂c^(t)/∂c^(t-1) = I" in cells_md  # the 1997 LSTM's constant error carousel
+    assert "∂c^(t)/∂c^(t-1) = diag(f^(t))" in cells_md  # with a forget gate
+    assert "| 3 | 48 | 56849086 | 16 | 16.0 |" in (out / "skip_paths.md").read_text(encoding="utf-8")
+    pngs = sorted(p.name for p in (out / "graphs").glob("*.png"))
+    assert len(pngs) == 14 and all((out / "graphs" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    before = (out / "cells.md").stat().st_mtime_ns
+    status, _, err = run(capsys, "report", "--out", str(out))
+    assert status == 2 and "exists" in err and err.count("\n") == 1
+    assert (out / "cells.md").stat().st_mtime_ns == before
+    assert run(capsys, "report", "--out", str(out), "--force", "-T", "1")[0] == 0
+    assert not list(tmp_path.glob(".gradflow-report-*"))  # no staging folder left behind
+
+
+def test_derive_prints_equations_and_jacobians(capsys):
+    status, out, _ = run(capsys, "derive", "skip(delay=4)")
+    assert status == 0
+    assert "h^(t) = tanh(W_h h^(t-1) + W_d h^(t-4) + W_x x^(t) + b)" in out
+    assert "∂h^(t)/∂h^(t-4) = diag(tanh'(W_h h^(t-1) + W_d h^(t-4) + W_x x^(t) + b)) W_d" in out
+    status, out, _ = run(capsys, "derive", "elman", "--sizes", "n=3", "m=2")
+    assert status == 0 and "elman" in out
+
+
+@pytest.mark.parametrize("fmt", ["dot", "graphml", "json", "png"])
+def test_graph_formats(tmp_path, capsys, fmt):
+    path = tmp_path / f"g.{fmt}"
+    status, _, _ = run(capsys, "graph", "gru", "-T", "2", "--format", fmt, "-o", str(path))
+    assert status == 0 and path.stat().st_size > 0
+    if fmt == "graphml":
+        assert nx.read_graphml(path).number_of_nodes() == 9 + 5 * 2 + 1
+    if fmt == "json":
+        assert len(json.loads(path.read_text())["nodes"]) == 9 + 5 * 2 + 1
+    status, _, err = run(capsys, "graph", "gru", "-T", "2", "--format", fmt, "-o", str(path))
+    assert status == 2 and "exist" in err
+
+
+def test_graph_dot_to_stdout(capsys):
+    status, out, _ = run(capsys, "graph", "stack(elman, elman)", "-T", "2", "--loss")
+    assert status == 0 and out.startswith('digraph "stack(elman, elman)"') and '"E[2]" -> "L"' in out
+
+
+def test_paths_counts_compositions(capsys):
+    status, out, _ = run(capsys, "paths", "skip(delay=3)", "-T", "12", "--from", "h:0", "--to", "h:12")
+    assert status == 0 and "paths ('h', 0) -> ('h', 12): 60" in out and "shortest path: 4 edges" in out
+
+
+def test_cells_lists_every_builtin(capsys):
+    status, out, _ = run(capsys, "cells")
+    assert status == 0 and "lstm1997" in out and "bidirectional" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["derive", "nonsense"], "unknown cell 'nonsense'"),
+        (["derive", "skip(delay=1)"], "delay must be an int >= 2"),
+        (["derive", "elman(n=x)"], "must be literals"),
+        (["derive", "elman", "--sizes", "n=0"], "positive int"),
+        (["derive", "elman", "--sizes", "q=3"], "no symbolic size 'q'"),
+        (["derive", "bidirectional(elman, gru)"], "bidirectional takes one cell"),
+        (["graph", "elman", "-T", "0"], "T"),
+        (["graph", "elman", "--format", "png"], "needs -o"),
+        (["paths", "elman", "-T", "3", "--from", "h:x", "--to", "h:3"], "name:time"),
+        (["paths", "elman", "-T", "3", "--from", "q:0", "--to", "h:3"], "q"),
+    ],
+)
+def test_errors_exit_2_with_one_line(capsys, argv, message):
+    status, _, err = run(capsys, *argv)
+    assert status == 2
+    assert err.startswith("gradflow: error:") and err.count("\n") == 1 and message in err
+
+
+def test_parse_cell_nests_combinators():
+    cell = parse_cell("stack(bidirectional(lstm), gru(reset_after=True))")
+    assert "layer2.b_Wh" in cell.params and "layer1.bwd.c" in cell.backward
+    with pytest.raises(GradflowError):
+        parse_cell("stack(")
+
+
+def test_console_script_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "gradflow.cli", "derive", "indrnn"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "diag(relu'(u ∘ h^(t-1) + W_x x^(t) + b)) diag(u)" in result.stdout

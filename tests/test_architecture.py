@@ -1,0 +1,71 @@
+"""Imports flow one way (DESIGN.md): cells -> graph -> symbolic -> export; numeric uses cells and symbolic."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import gradflow
+
+ROOT = Path(gradflow.__file__).parent
+
+#: What each layer may import from gradflow (besides itself and gradflow.errors).
+ALLOWED = {
+    "cells": set(),
+    "graph": {"cells"},
+    "symbolic": {"cells", "graph"},
+    "export": {"cells", "graph", "symbolic"},
+    "numeric": {"cells", "symbolic"},
+    "plot": {"cells", "graph", "symbolic", "export", "numeric"},
+    "sweep": {"cells", "graph", "symbolic", "export", "numeric"},
+    "cli": {"cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
+}
+
+#: The documented exceptions: evaluation of an edge's Jacobian is delegated upwards, lazily.
+EXCEPTIONS = {("graph/jacobian.py", "gradflow.symbolic.jacobian")}
+
+#: Third-party modules a layer must never import.
+FORBIDDEN = {"symbolic": {"numpy", "cupy", "torch"}, "cells": {"numpy", "cupy", "torch"}}
+
+
+def layer_of(path: Path) -> str:
+    relative = path.relative_to(ROOT)
+    return relative.parts[0].removesuffix(".py")
+
+
+def imports(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+MODULES = sorted(p for p in ROOT.rglob("*.py") if p.name != "__init__.py" or p.parent != ROOT)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_flow_one_way(path: Path) -> None:
+    layer = layer_of(path)
+    if layer in ("errors",):
+        assert not [m for m in imports(path) if m.startswith("gradflow")]
+        return
+    assert layer in ALLOWED, f"{path}: new layer {layer!r} needs a place in DESIGN.md and in ALLOWED"
+    for module in imports(path):
+        if module.startswith("gradflow."):
+            target = module.split(".")[1]
+            if target in (layer, "errors") or (str(path.relative_to(ROOT)), module) in EXCEPTIONS:
+                continue
+            assert target in ALLOWED[layer], f"{path.relative_to(ROOT)} ({layer}) imports {module}"
+        top = module.split(".")[0]
+        assert top not in FORBIDDEN.get(layer, set()), f"{path.relative_to(ROOT)} ({layer}) imports {module}"
+
+
+def test_the_exceptions_still_exist() -> None:
+    """An exception that is no longer needed should be removed from the list."""
+    for relative, module in EXCEPTIONS:
+        assert module in set(imports(ROOT / relative))
