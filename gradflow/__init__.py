@@ -20,6 +20,7 @@ from gradflow.errors import (
     ShapeError,
 )
 from gradflow.graph import UnrolledGraph, unroll
+from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
 
 __version__ = "0.1.0"
 
@@ -29,15 +30,21 @@ __all__ = [
     "Cell",
     "CellDefinitionError",
     "CellShapeError",
+    "Derivation",
+    "Full",
     "GradflowError",
     "GraphError",
     "NotDifferentiableError",
+    "Randomized",
     "ShapeError",
+    "Truncated",
     "UnrolledGraph",
     "__version__",
     "as_activation",
     "cells",
+    "derive",
     "export",
+    "gamma",
     "graph",
     "symbolic",
     "unroll",

@@ -125,7 +125,28 @@ class Activation(sp.Basic):
         if cached is None:
             cached = _differentiate(self)
             _DERIVATIVES[self] = cached
+            _PRIMITIVES.setdefault(cached, self)
         return cached
+
+    @property
+    def primitive(self) -> Activation | None:
+        r"""For a derivative :math:`\sigma'` made by :attr:`derivative`, the :math:`\sigma` it came from."""
+        return _PRIMITIVES.get(self)
+
+    @property
+    def free_symbols(self) -> set[sp.Basic]:
+        """None: the variable ``z`` is bound inside the function."""
+        return set()
+
+    def _xreplace(self, rule: Any) -> tuple[sp.Basic, bool]:
+        # An activation is a constant of the expressions it sits in: substitutions
+        # (time shifts, sizes, sympy's own dummies) never reach inside it.
+        if self in rule:
+            return rule[self], True
+        return self, False
+
+    def _eval_subs(self, old: Any, new: Any) -> Any:
+        return self
 
     def __call__(self, arg: Any) -> sp.Expr:  # type: ignore[override]
         r"""Apply :math:`\sigma` to a scalar sympy expression."""
@@ -143,6 +164,7 @@ class Activation(sp.Basic):
 
 
 _DERIVATIVES: dict[Activation, Activation] = {}
+_PRIMITIVES: dict[Activation, Activation] = {}
 
 
 def _canonical_body(name: str, function: Any) -> sp.Expr:

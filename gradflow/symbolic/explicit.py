@@ -16,6 +16,7 @@ from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Concat, Elementwise, Signal, t
 from gradflow.errors import CellDefinitionError, NotDifferentiableError
 from gradflow.symbolic.jacobian import Diag
+from gradflow.symbolic.nodes import Adjoint, Chain, MatSum, Rows
 
 __all__ = ["explicit", "explicit_step"]
 
@@ -61,8 +62,13 @@ def explicit(
     cell: Cell,
     step: dict[tuple[str, str], sp.ImmutableMatrix] | None = None,
     by_name: dict[str, tuple[str, str]] | None = None,
+    values: dict[sp.Basic, sp.Basic] | None = None,
 ) -> sp.ImmutableMatrix:
     """Expand a matrix expression of ``cell`` into an explicit matrix of components.
+
+    ``values`` maps leaf components (entries of signals, parameters,
+    adjoints, and scalar parameters) to numbers or expressions as they are
+    read, so a numeric evaluation never builds the symbolic expansion.
 
     The tree is evaluated node by node with explicit matrix arithmetic
     (much faster than sympy's generic ``as_explicit`` on products). Signals
@@ -83,19 +89,26 @@ def explicit(
         by_name = {name: (kind, name) for kind, name in cell.order}
     known = step
     names = by_name
+    lookup = values or {}
+
+    def leaves(node: sp.Basic) -> sp.Matrix:
+        rows, cols = (int(n) for n in node.shape)
+        return sp.Matrix(
+            rows, cols, lambda a, b: lookup.get(MatrixElement(node, a, b), MatrixElement(node, a, b))
+        )
 
     def signal(node: Signal) -> sp.Matrix:
         if node.time == t and node.role != "input":
             return sp.Matrix(known[names[node.name]])
-        return sp.Matrix([MatrixElement(node, i, 0) for i in range(int(node.size))])
+        return leaves(node)
 
     def value(node: sp.Basic) -> Any:
         if not isinstance(node, MatrixExpr):
-            return node  # a scalar
+            return node.xreplace(lookup) if lookup else node  # a scalar
         if isinstance(node, Signal):
             return signal(node)
         if isinstance(node, sp.MatrixSymbol):
-            return sp.Matrix(node.as_explicit())
+            return leaves(node)
         if isinstance(node, sp.MatAdd):
             parts = [value(a) for a in node.args]
             total = parts[0]
@@ -114,7 +127,8 @@ def explicit(
                 result = result.multiply_elementwise(part)
             return result
         if isinstance(node, Elementwise):
-            return value(node.arg).applyfunc(node.activation)
+            inner = value(node.arg).applyfunc(node.activation)
+            return inner.evalf(30) if lookup else inner
         if isinstance(node, Diag):
             return sp.diag(*value(node.vector))
         if isinstance(node, Concat):
@@ -126,6 +140,18 @@ def explicit(
             return kronecker_product(*(value(a) for a in node.args))
         if isinstance(node, sp.Transpose):
             return value(node.arg).T
+        if isinstance(node, Rows):
+            start, size = int(node.args[1]), int(node.args[2])
+            return value(node.vector)[start : start + size, :]
+        if isinstance(node, Adjoint):
+            return leaves(node)
+        if isinstance(node, Chain | MatSum):
+            expanded = node.doit()
+            if expanded == node:
+                raise NotDifferentiableError(f"explicit mode needs integer bounds in {node}")
+            return value(expanded)
+        if isinstance(node, sp.MatPow):
+            return value(node.base) ** int(node.exp)
         if isinstance(node, sp.Identity | sp.ZeroMatrix | sp.OneMatrix):
             return sp.Matrix(node.as_explicit())
         raise NotDifferentiableError(f"explicit mode cannot expand {node} ({type(node).__name__})")

@@ -197,7 +197,7 @@ def local_jacobian(expr: sp.Basic, wrt: sp.Basic) -> sp.Basic:
     return d(expr)
 
 
-def _current_reads(expr: sp.Basic) -> list[Signal]:
+def current_reads(expr: sp.Basic) -> list[Signal]:
     """Signals an expression reads at the current time (intermediates, outputs, updated states)."""
     return sorted(
         (s for s in expr.atoms(Signal) if s.time == t and s.role != "input"),
@@ -224,7 +224,7 @@ def total_jacobians(cell: Cell, wrt: sp.Basic) -> dict[tuple[str, str], sp.Basic
         expr = cell.expression(*node)
         rows, cols = expr.shape[0], _dim(wrt)
         terms = [local_jacobian(expr, wrt)]
-        for read in _current_reads(expr):
+        for read in current_reads(expr):
             inner = totals[by_name[read.name]]
             if not _is_zero(inner):
                 direct = local_jacobian(expr, read)

@@ -1,0 +1,300 @@
+r"""A derivation as data: ordered steps of sympy equations with prose and citations.
+
+:func:`derive` walks a cell from its definition to its gradient:
+definition → step Jacobians → chain → bound → conditions → adjoints
+(full, truncated, randomized) → parameter gradients. Printing is the export
+layer's job; a :class:`Derivation` only holds the mathematics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from gradflow.cells.cell import Cell
+from gradflow.cells.expr import t
+from gradflow.errors import GradflowError
+from gradflow.symbolic.bounds import chain_bound
+from gradflow.symbolic.bptt import (
+    _lags,
+    adjoint,
+    adjoint_recursion,
+    chain,
+    parameter_gradient,
+    state_jacobian,
+    state_signal,
+    xi,
+)
+from gradflow.symbolic.jacobian import step_jacobian
+from gradflow.symbolic.nodes import Adjoint, Norm, Partial
+from gradflow.symbolic.strategies import Full, Randomized, Truncated
+
+__all__ = ["PASCANU", "Derivation", "Step", "derive"]
+
+PASCANU = (
+    "R. Pascanu, T. Mikolov, Y. Bengio, On the difficulty of training recurrent neural networks, ICML 2013."
+)
+D2L = "A. Zhang, Z. C. Lipton, M. Li, A. J. Smola, Dive into Deep Learning, section 9.7 (Backpropagation through time)."
+TALLEC = "C. Tallec, Y. Ollivier, Unbiasing truncated backpropagation through time, arXiv:1705.08209, 2017."
+CS224N = "Stanford CS224n, lecture 7: vanishing gradients and fancy RNNs."
+
+#: Symbols of the derivations: the steps i > j, and the truncation length.
+i_sym, j_sym = sp.symbols("i j", integer=True)
+tau = sp.Symbol("tau", integer=True, positive=True)
+k_sym = sp.Symbol("k", integer=True)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a derivation.
+
+    Attributes
+    ----------
+    title : str
+        A short heading ("Step Jacobian").
+    equation : sympy object
+        An ``Eq``, an inequality, or an expression.
+    prose : str
+        One or two sentences saying what the step does.
+    citation : str
+        Where the formula comes from ("" when it is the previous steps' algebra).
+    """
+
+    title: str
+    equation: sp.Basic
+    prose: str
+    citation: str = ""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """An ordered list of :class:`Step` about one cell (or one classic argument).
+
+    Examples
+    --------
+    >>> import gradflow as gf
+    >>> d = gf.derive(gf.cells.elman())
+    >>> [s.title for s in d][:3]
+    ['Cell', 'Step Jacobian', 'Chain rule through time']
+    """
+
+    title: str
+    steps: tuple[Step, ...]
+    cell: Cell | None = None
+    references: tuple[str, ...] = field(default=())
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index: int) -> Step:
+        return self.steps[index]
+
+    def titled(self, title: str) -> list[Step]:
+        """Every step with this title."""
+        return [step for step in self.steps if step.title == title]
+
+
+def _definition(cell: Cell) -> list[Step]:
+    citation = cell.references[0] if cell.references else ""
+    steps = []
+    for kind, name in cell.order:
+        target = cell.signal(name, t)
+        steps.append(
+            Step(
+                "Cell",
+                sp.Eq(target, cell.expression(kind, name), evaluate=False),
+                f"The {kind} {name} at step t." if kind != "state" else f"The update of the state {name}.",
+                citation,
+            )
+        )
+    return steps
+
+
+def _jacobians(cell: Cell) -> list[Step]:
+    steps = []
+    for state in cell.states:
+        for wrt in cell.states:
+            for lag in cell.delays(wrt) or (1,):
+                jacobian = step_jacobian(cell, state, wrt, lag)
+                if isinstance(jacobian, sp.ZeroMatrix):
+                    continue
+                offset = lag if wrt in cell.backward else -lag
+                lhs = Partial(cell.signal(state, t), cell.signal(wrt, t + offset))
+                steps.append(
+                    Step(
+                        "Step Jacobian",
+                        sp.Eq(lhs, jacobian, evaluate=False),
+                        "Numerator layout (rows: the differentiated state), through every gate of the step; "
+                        "each activation contributes the diagonal matrix of its derivative.",
+                        CS224N,
+                    )
+                )
+    if len(cell.states) > 1 and not cell.backward and _lags(cell) == (1,):
+        s = state_signal(cell)
+        steps.append(
+            Step(
+                "Step Jacobian",
+                sp.Eq(Partial(s, state_signal(cell, t - 1)), state_jacobian(cell), evaluate=False),
+                f"The block Jacobian of the whole state s = [{'; '.join(cell.states)}].",
+            )
+        )
+    return steps
+
+
+def _chain_and_bounds(cell: Cell) -> list[Step]:
+    if cell.backward:
+        return []
+    s_i, s_j = state_signal(cell, i_sym), state_signal(cell, j_sym)
+    link = chain(cell, i_sym, j_sym)
+    lhs = Partial(s_i, s_j)
+    if _lags(cell) != (1,):
+        return [
+            Step(
+                "Chain rule through time",
+                sp.Eq(lhs, link, evaluate=False),
+                "With delays the derivative is a sum over the paths of the unrolled graph, one product of "
+                "edge Jacobians per composition of i - j into the delays; the shortest path has "
+                "floor((i-j)/d) + (i-j) mod d steps, so the decay exponent scales with (i-j)/d.",
+                "Goodfellow, Bengio, Courville, Deep Learning, section 10.9.1 (skip connections through time).",
+            )
+        ]
+    bound = chain_bound(cell, i_sym, j_sym)
+    norm = Norm(lhs)
+    return [
+        Step(
+            "Chain rule through time",
+            sp.Eq(lhs, link, evaluate=False),
+            "The gradient flows back from step i to step j through the product of the step Jacobians.",
+            PASCANU,
+        ),
+        Step(
+            "Bound",
+            sp.Le(norm, bound.chain, evaluate=False),
+            "Submultiplicativity of the spectral norm, factor by factor.",
+            PASCANU,
+        ),
+        Step(
+            "Bound",
+            sp.Le(norm, bound.chain_gamma, evaluate=False),
+            "With gamma = sup|sigma'| bounding every derivative factor.",
+            PASCANU,
+        ),
+        Step(
+            "Vanishing condition",
+            bound.vanishing,
+            "Sufficient for vanishing: the bound then decays exponentially in i - j.",
+            PASCANU,
+        ),
+        Step(
+            "Exploding condition",
+            bound.exploding,
+            "Necessary for exploding: otherwise the bound cannot grow with i - j.",
+            PASCANU,
+        ),
+    ]
+
+
+def _adjoints(cell: Cell) -> list[Step]:
+    steps = [
+        Step(
+            "Adjoint recursion",
+            equation,
+            "The gradient reaching a state: its own loss term plus what every later step that reads it sends back.",
+            D2L,
+        )
+        for equation in adjoint_recursion(cell)
+    ]
+    if set(cell.backward) not in (set(), set(cell.states)):
+        return steps
+    state = state_signal(cell)
+    steps += [
+        Step(
+            "Adjoint (full)",
+            sp.Eq(Adjoint(state), adjoint(cell, Full()), evaluate=False),
+            "Full backpropagation through time: every later loss term, through every path.",
+            D2L,
+        ),
+        Step(
+            "Adjoint (truncated)",
+            sp.Eq(Adjoint(state, variant="truncated"), adjoint(cell, Truncated(tau)), evaluate=False),
+            "Regular truncation: only chains of at most tau step Jacobians.",
+            D2L,
+        ),
+        Step(
+            "Adjoint (randomized)",
+            sp.Eq(Adjoint(state, variant="randomized"), adjoint(cell, Randomized()), evaluate=False),
+            "Randomized truncation: each step Jacobian weighted by an independent xi_k with "
+            "P(xi_k = 1/pi) = pi and P(xi_k = 0) = 1 - pi.",
+            TALLEC,
+        ),
+        Step(
+            "Unbiasedness",
+            sp.Eq(
+                sp.Function("E")(xi(k_sym)),
+                sp.Add(
+                    sp.Mul(Randomized().pi, sp.Pow(Randomized().pi, -1, evaluate=False), evaluate=False),
+                    sp.Mul(1 - Randomized().pi, 0, evaluate=False),
+                    evaluate=False,
+                ),
+                evaluate=False,
+            ),
+            "E[xi_k] = 1 and the xi_k are independent, so every product of them has expectation 1: "
+            "the randomized adjoint is an unbiased estimate of the full one.",
+            TALLEC,
+        ),
+    ]
+    return steps
+
+
+def _gradients(cell: Cell) -> list[Step]:
+    return [
+        Step(
+            "Parameter gradient",
+            parameter_gradient(cell, param),
+            "The immediate derivative of each step, pulled back against that step's adjoint, summed over time.",
+            D2L,
+        )
+        for param in cell.params
+    ]
+
+
+def derive(cell: Cell) -> Derivation:
+    r"""Derive how gradients flow back through time in ``cell``: a :class:`Derivation`.
+
+    Steps: the cell's equations; every structured step Jacobian (and the
+    block Jacobian of a multi-state cell); the chain
+    :math:`\partial s^{(i)}/\partial s^{(j)}` (a path sum with delays);
+    Pascanu's bound with the actual derivative factors and with
+    :math:`\gamma`, and the vanishing/exploding conditions; the adjoint
+    recursion; the adjoint under full, truncated and randomized
+    backpropagation; :math:`\partial L/\partial\theta` for every parameter.
+    The cost does not depend on the sequence length (:math:`T` stays a symbol).
+
+    Raises
+    ------
+    GradflowError
+        If ``cell`` is not a :class:`~gradflow.cells.Cell`.
+
+    Examples
+    --------
+    >>> import gradflow as gf
+    >>> d = gf.derive(gf.cells.lstm(forget_gate=False))
+    >>> print(gf.export.to_text(d.titled("Step Jacobian")[3].equation.rhs))
+    I
+    """
+    if not isinstance(cell, Cell):
+        raise GradflowError(f"derive needs a gradflow Cell, got {type(cell).__name__}")
+    steps = [
+        *_definition(cell),
+        *_jacobians(cell),
+        *_chain_and_bounds(cell),
+        *_adjoints(cell),
+        *_gradients(cell),
+    ]
+    references = tuple(dict.fromkeys([*cell.references, PASCANU, CS224N, D2L, TALLEC]))
+    return Derivation(f"Gradient flow through time in the {cell.name} cell", tuple(steps), cell, references)
