@@ -1,7 +1,8 @@
 r"""The ``gradflow`` command.
 
 ``gradflow report`` is the main job: on built-in defaults it writes a folder
-with every built-in cell's equations and structured step Jacobians, its
+with every built-in cell's derivation (equations, structured step Jacobians,
+chain, Pascanu-style bound and conditions, BPTT adjoints and gradients), its
 unrolled graph (DOT and PNG), and the path counts of skip connections
 through time. ``gradflow derive CELL``, ``gradflow graph CELL`` and
 ``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells.
@@ -28,7 +29,7 @@ from typing import Any
 from gradflow import cells
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
-from gradflow.export.text import to_text
+from gradflow.export.text import derivation_to_text
 from gradflow.graph import (
     count_paths,
     draw,
@@ -39,7 +40,7 @@ from gradflow.graph import (
     write_graphml,
     write_node_link,
 )
-from gradflow.symbolic.jacobian import step_jacobian
+from gradflow.symbolic.derivation import derive
 
 __all__ = ["BUILTIN", "main", "parse_cell"]
 
@@ -143,21 +144,8 @@ def _sizes(pairs: Sequence[str]) -> dict[str, int]:
 
 
 def describe(cell: Cell) -> str:
-    """The cell's equations and every structured step Jacobian, as plain text."""
-    lines = [f"{cell.name}: {cell.description}".rstrip(), ""]
-    for kind, name in cell.order:
-        target = f"{name}^(t)"
-        lines.append(f"  {target} = {to_text(cell.expression(kind, name))}")
-    lines += ["", "  step Jacobians (numerator layout):"]
-    for state in cell.states:
-        for wrt in cell.states:
-            for lag in cell.delays(wrt) or (1,):
-                sign = "+" if wrt in cell.backward else "-"
-                jacobian = to_text(step_jacobian(cell, state, wrt, lag))
-                lines.append(f"  ∂{state}^(t)/∂{wrt}^(t{sign}{lag}) = {jacobian}")
-    if cell.references:
-        lines += ["", "  references:"] + [f"  - {ref}" for ref in cell.references]
-    return "\n".join(lines)
+    """The cell's whole derivation (:func:`gradflow.derive`) as plain text."""
+    return derivation_to_text(derive(cell))
 
 
 def _node(text: str) -> tuple[str, int | None]:
@@ -331,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradflowError as err:
         print(f"gradflow: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into head: not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,6 @@
 diag(tanh'(W_h h^(t-1) + W_x x^(t) + b)) W_h
 """
 
-from gradflow.export.text import TextPrinter, to_text
+from gradflow.export.text import TextPrinter, derivation_to_text, relation_to_text, to_text
 
-__all__ = ["TextPrinter", "to_text"]
+__all__ = ["TextPrinter", "derivation_to_text", "relation_to_text", "to_text"]

@@ -16,7 +16,7 @@ from sympy.printing.str import StrPrinter
 from gradflow.cells.expr import Concat, Elementwise, Signal
 from gradflow.symbolic.jacobian import Diag
 
-__all__ = ["TextPrinter", "to_text"]
+__all__ = ["TextPrinter", "derivation_to_text", "to_text"]
 
 
 class TextPrinter(StrPrinter):  # type: ignore[misc]
@@ -31,9 +31,10 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
 
     def _product_factor(self, arg: sp.Basic) -> str:
         text = self._print(arg)
-        if isinstance(arg, sp.MatAdd | sp.HadamardProduct | sp.KroneckerProduct) or (
-            not isinstance(arg, sp.MatrixExpr) and isinstance(arg, sp.Add)
-        ):
+        if (
+            isinstance(arg, sp.MatAdd | sp.HadamardProduct | sp.KroneckerProduct | sp.Transpose)
+            and not (isinstance(arg, sp.Transpose) and isinstance(arg.arg, sp.MatrixSymbol | Signal))
+        ) or (not isinstance(arg, sp.MatrixExpr) and isinstance(arg, sp.Add)):
             return f"({text})"
         return text
 
@@ -83,6 +84,44 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
     def _print_Transpose(self, expr: sp.Transpose) -> str:
         return f"{self._product_factor(expr.arg)}ᵀ"
 
+    def _print_Rows(self, expr: Any) -> str:
+        start, size = expr.args[1], expr.args[2]
+        return f"{self._product_factor(expr.vector)}[{sp.sstr(start)}:{sp.sstr(start + size)}]"
+
+    def _print_Adjoint(self, expr: Any) -> str:
+        time = sp.sstr(expr.signal.time).replace(" ", "")
+        if expr.total:
+            mark = {"truncated": "[τ]", "randomized": "[ξ]"}.get(expr.variant, "")
+            return f"δ{mark}_{expr.signal.name}^({time})"
+        return f"∂⁺L/∂{expr.signal.name}^({time})"
+
+    def _print_Chain(self, expr: Any) -> str:
+        from gradflow.symbolic.nodes import BOUND_T
+
+        lower, upper = sp.sstr(expr.lower), sp.sstr(expr.upper)
+        clash = any(s.name == "t" for s in (expr.lower.free_symbols | expr.upper.free_symbols))
+        var = sp.Symbol("k", integer=True) if clash else sp.Symbol("t", integer=True)
+        bound = f"{lower}≤{var}<{upper}" if expr.backward else f"{lower}<{var}≤{upper}"
+        return f"∏_{{{bound}}} [{self._print(expr.bound_factor.xreplace({BOUND_T: var}))}]"
+
+    def _print_PathSum(self, expr: Any) -> str:
+        return f"∂s^({sp.sstr(expr.args[1])})/∂s^({sp.sstr(expr.args[0])})"
+
+    def _print_Partial(self, expr: Any) -> str:
+        mark = "∂" if expr.total else "∂⁺"
+        return f"{mark}{self._print(expr.numerator)}/∂{self._print(expr.denominator)}"
+
+    def _print_MatSum(self, expr: Any) -> str:
+        index, lower, upper = expr.limits
+        return f"Σ_{{{index}={sp.sstr(lower)}}}^{{{sp.sstr(upper)}}} [{self._print(expr.summand)}]"
+
+    def _print_Norm(self, expr: Any) -> str:
+        p = "" if expr.p == 2 else f"_{sp.sstr(expr.p)}"
+        return f"‖{self._print(expr.arg)}‖{p}"
+
+    def _print_MatPow(self, expr: sp.MatPow) -> str:
+        return f"{self._product_factor(expr.base)}^({sp.sstr(expr.exp)})"
+
     def _print_Identity(self, expr: sp.Identity) -> str:
         return "I"
 
@@ -103,3 +142,35 @@ def to_text(expr: sp.Basic) -> str:
     z^(t) ∘ h^(t-1) + (1 - z^(t)) ∘ h_tilde^(t)
     """
     return TextPrinter().doprint(expr)  # type: ignore[no-any-return]
+
+
+_RELATIONS = {"==": "=", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
+
+
+def relation_to_text(relation: sp.Basic) -> str:
+    """An equation or inequality as ``lhs = rhs`` / ``lhs ≤ rhs``; anything else as :func:`to_text`."""
+    if isinstance(relation, sp.core.relational.Relational):
+        op = _RELATIONS.get(relation.rel_op, relation.rel_op)
+        return f"{to_text(relation.lhs)} {op} {to_text(relation.rhs)}"
+    return to_text(relation)
+
+
+def derivation_to_text(derivation: Any) -> str:
+    """A :class:`~gradflow.symbolic.derivation.Derivation` as plain text: one block per step.
+
+    Examples
+    --------
+    >>> import gradflow as gf
+    >>> print(derivation_to_text(gf.derive(gf.cells.elman())).splitlines()[4])
+        h^(t) = tanh(W_h h^(t-1) + W_x x^(t) + b)
+    """
+    lines = [derivation.title, "=" * len(derivation.title), ""]
+    for step in derivation.steps:
+        lines.append(f"[{step.title}] {step.prose}")
+        lines.append(f"    {relation_to_text(step.equation)}")
+        if step.citation:
+            lines.append(f"    ({step.citation})")
+        lines.append("")
+    if derivation.references:
+        lines += ["References", *(f"- {ref}" for ref in derivation.references)]
+    return "\n".join(lines)
