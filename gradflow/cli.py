@@ -24,7 +24,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from gradflow import cells
 from gradflow.cells.cell import Cell
@@ -32,13 +31,13 @@ from gradflow.errors import GradflowError
 from gradflow.export.text import derivation_to_text
 from gradflow.graph import (
     count_paths,
-    draw,
     shortest_path_length,
     to_dot,
     unroll,
     write_dot,
     write_graphml,
     write_node_link,
+    write_png,
 )
 from gradflow.symbolic.derivation import derive
 
@@ -186,32 +185,12 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         sys.stdout.write(to_dot(ug))
         return 0
     writers = {"dot": write_dot, "graphml": write_graphml, "json": write_node_link}
-    if args.format == "png":
-        _write_png(ug, Path(args.output), overwrite=args.force)
-    else:
-        writers[args.format](ug, args.output, overwrite=args.force)
+    writers = {**writers, "png": write_png}
+    if Path(args.output).exists() and not args.force:
+        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    writers[args.format](ug, args.output, overwrite=args.force)
     print(f"wrote {args.output}")
     return 0
-
-
-def _write_png(ug: Any, path: Path, overwrite: bool) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if path.exists() and not overwrite:
-        raise UsageError(f"{path} exists; pass --force to overwrite it")
-    ax = draw(ug)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        plt.close(ax.figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _cmd_paths(args: argparse.Namespace) -> int:
@@ -255,7 +234,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             ug = unroll(cell, max(args.T, longest + 1))
             slug = "".join(ch if ch.isalnum() else "_" for ch in spec).strip("_")
             write_dot(ug, staging / "graphs" / f"{slug}.dot")
-            _write_png(ug, staging / "graphs" / f"{slug}.png", overwrite=False)
+            write_png(ug, staging / "graphs" / f"{slug}.png")
             nodes, edges = ug.graph.number_of_nodes(), ug.graph.number_of_edges()
             print(f"  {spec:28} {nodes:4} nodes {edges:4} edges (T={ug.T})")
         (staging / "cells.md").write_text("\n".join(sections), encoding="utf-8")

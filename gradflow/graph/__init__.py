@@ -17,6 +17,7 @@ from gradflow.graph.export import (
     write_dot,
     write_graphml,
     write_node_link,
+    write_png,
 )
 from gradflow.graph.jacobian import LocalJacobian, Node
 from gradflow.graph.labels import direction_of, latex_label, layer_of
@@ -44,4 +45,5 @@ __all__ = [
     "write_dot",
     "write_graphml",
     "write_node_link",
+    "write_png",
 ]

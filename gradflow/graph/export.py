@@ -37,6 +37,7 @@ __all__ = [
     "write_dot",
     "write_graphml",
     "write_node_link",
+    "write_png",
 ]
 
 #: The node attributes an export keeps; those that are None are left out.
@@ -358,3 +359,26 @@ def read_node_link(path: str | os.PathLike[str]) -> nx.DiGraph:
     except json.JSONDecodeError as err:
         raise GraphError(f"{os.fspath(path)!r} is not JSON: {err}") from err
     return from_node_link(data)
+
+
+def write_png(
+    ug: UnrolledGraph, path: str | os.PathLike[str], *, overwrite: bool = False, dpi: int = 110
+) -> Path:
+    """Draw the graph (:func:`draw`) and save it as PNG, atomically.
+
+    Raises
+    ------
+    GraphError
+        If ``path`` exists and ``overwrite`` is False, or its folder does not exist.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = draw(ug)
+    try:
+        return _atomic_write(
+            path,
+            lambda temporary: ax.figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight"),
+            overwrite,
+        )
+    finally:
+        plt.close(ax.figure)

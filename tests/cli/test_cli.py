@@ -56,7 +56,9 @@ def test_graph_formats(tmp_path, capsys, fmt):
     if fmt == "json":
         assert len(json.loads(path.read_text())["nodes"]) == 9 + 5 * 2 + 1
     status, _, err = run(capsys, "graph", "gru", "-T", "2", "--format", fmt, "-o", str(path))
-    assert status == 2 and "exist" in err
+    assert status == 2 and "exists; pass --force" in err
+    assert run(capsys, "graph", "gru", "-T", "2", "--format", fmt, "-o", str(path), "--force")[0] == 0
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
 def test_graph_dot_to_stdout(capsys):
