@@ -8,7 +8,7 @@ The public API is re-exported here by name; see DESIGN.md for the contract.
 tanh(W_h*h[t - 1] + W_x*x[t] + b)
 """
 
-from gradflow import cells, export, graph, symbolic
+from gradflow import cells, export, graph, numeric, symbolic
 from gradflow.cells import Activation, Cell, as_activation
 from gradflow.errors import (
     BackendUnavailableError,
@@ -20,6 +20,7 @@ from gradflow.errors import (
     ShapeError,
 )
 from gradflow.graph import UnrolledGraph, unroll
+from gradflow.numeric import bptt, simulate
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
 
 __version__ = "0.1.0"
@@ -46,6 +47,9 @@ __all__ = [
     "export",
     "gamma",
     "graph",
+    "numeric",
+    "bptt",
+    "simulate",
     "symbolic",
     "unroll",
 ]

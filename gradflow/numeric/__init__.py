@@ -1,0 +1,27 @@
+"""The numeric backend: the cell's own equations, lowered to array kernels (NumPy, CuPy).
+
+>>> import numpy as np, gradflow as gf
+>>> cell = gf.cells.elman()
+>>> params = {"W_h": np.eye(2) * 0.5, "W_x": np.ones((2, 1)), "b": np.zeros(2)}
+>>> gf.numeric.simulate(cell, params, np.ones((3, 1, 1)))["h"].shape
+(4, 1, 2)
+"""
+
+from gradflow.numeric.backend import namespace
+from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, global_norm
+from gradflow.numeric.compiled import CompiledCell, compile, schedule
+from gradflow.numeric.simulate import Trajectory, simulate
+
+__all__ = [
+    "CompiledCell",
+    "Gradients",
+    "Trajectory",
+    "bptt",
+    "clip_by_norm",
+    "clip_by_value",
+    "compile",
+    "global_norm",
+    "namespace",
+    "schedule",
+    "simulate",
+]

@@ -1,0 +1,61 @@
+"""Small array helpers that the generated kernels call (see :mod:`gradflow.numeric.lower`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.numeric.backend import special_function
+
+__all__ = ["RUNTIME"]
+
+
+def _full(xp: Any, value: Any, like: Any) -> Any:
+    if hasattr(value, "shape"):
+        return value
+    return xp.full_like(like, value)
+
+
+def _where(xp: Any, condition: Any, a: Any, b: Any, like: Any) -> Any:
+    """``xp.where`` accepting Python numbers and ``True`` as a condition."""
+    if condition is True:
+        return a if hasattr(a, "shape") or like is None else _full(xp, a, like)
+    ref = like if like is not None else next(v for v in (a, b) if hasattr(v, "shape"))
+    return xp.where(condition, _full(xp, a, ref), _full(xp, b, ref))
+
+
+def _concat(xp: Any, parts: list[Any]) -> Any:
+    """Stack column vectors laid out (..., size) along the last axis, broadcasting the batch axes."""
+    widest = max(parts, key=lambda p: p.ndim)
+    batch = tuple(widest.shape[:-1])
+    aligned = [
+        p if tuple(p.shape[:-1]) == batch else xp.broadcast_to(p, (*batch, p.shape[-1])) for p in parts
+    ]
+    return xp.concat(aligned, axis=-1)
+
+
+def _ones(xp: Any, size: int, dtype: Any) -> Any:
+    return xp.ones((size,), dtype=dtype)
+
+
+def _zeros(xp: Any, size: int, dtype: Any) -> Any:
+    return xp.zeros((size,), dtype=dtype)
+
+
+def _sigmoid(xp: Any, u: Any) -> Any:
+    r"""The logistic function without overflow: :math:`1/(1+e^{-|u|})` or :math:`e^{-|u|}/(1+e^{-|u|})`."""
+    e = xp.exp(-xp.abs(u))
+    return xp.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _special(xp: Any, name: str) -> Any:
+    return special_function(xp, name)
+
+
+RUNTIME = {
+    "_where": _where,
+    "_concat": _concat,
+    "_ones": _ones,
+    "_zeros": _zeros,
+    "_sigmoid": _sigmoid,
+    "_special": _special,
+}

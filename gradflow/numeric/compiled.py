@@ -1,0 +1,395 @@
+r"""``compile(cell)``: a cell's equations and step Jacobians as batched array kernels.
+
+Every kernel is printed from the cell's own sympy expressions
+(:mod:`gradflow.numeric.lower`): the forward kernel of each node from
+:meth:`Cell.expression`, its vector--Jacobian products from
+:func:`gradflow.symbolic.vjp.pullback`, the step Jacobians from
+:func:`gradflow.symbolic.jacobian.step_jacobian`. Nothing is restated by
+hand. Kernels take the namespace ``xp`` as an argument, so one compiled
+cell serves NumPy, CuPy and ``array_api_strict`` alike.
+
+The evaluation *schedule* comes from the cell too: nodes that depend on each
+other through time form sweeps, forward (reading ``t - d``) or backward
+(reading ``t + d``), run one after the other -- a bidirectional layer's two
+directions, then the layer stacked on it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import networkx as nx
+import sympy as sp
+
+from gradflow.cells.cell import Cell
+from gradflow.cells.expr import Signal
+from gradflow.errors import CellDefinitionError, GradflowError, NotDifferentiableError, ShapeError
+from gradflow.numeric.backend import dtype_of, namespace
+from gradflow.numeric.lower import Emitter
+from gradflow.symbolic.jacobian import step_jacobian
+from gradflow.symbolic.vjp import pullback
+
+__all__ = ["CompiledCell", "ParamTerm", "Sweep", "compile", "infer_sizes", "schedule"]
+
+Node = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Nodes evaluated together over time, in one direction.
+
+    Attributes
+    ----------
+    direction : int
+        ``+1`` for ``t = 1..T``, ``-1`` for ``t = T..1``.
+    nodes : tuple of (kind, name)
+        In evaluation order within a step.
+    """
+
+    direction: int
+    nodes: tuple[Node, ...]
+
+
+def _reads(cell: Cell, node: Node) -> set[tuple[str, int]]:
+    expr = cell.expression(*node)
+    return {(s.name, int(s.lag)) for s in expr.atoms(Signal) if s.role != "input"}
+
+
+def schedule(cell: Cell) -> tuple[Sweep, ...]:
+    """The sweeps that simulate ``cell``: strongly connected parts through time, merged by direction.
+
+    Raises
+    ------
+    CellDefinitionError
+        When nodes depend on each other both forwards and backwards in time.
+
+    Examples
+    --------
+    >>> import gradflow as gf
+    >>> [s.direction for s in schedule(gf.cells.bidirectional(gf.cells.elman()))]
+    [1, -1]
+    """
+    order = list(cell.order)
+    position = {name: k for k, (_, name) in enumerate(order)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(name for _, name in order)
+    lagged: dict[str, set[tuple[str, int]]] = {}
+    for node in order:
+        reads = _reads(cell, node)
+        lagged[node[1]] = {(s, lag) for s, lag in reads if lag != 0}
+        for source, _ in reads:
+            graph.add_edge(source, node[1])
+    components = list(nx.strongly_connected_components(graph))
+    index = {name: k for k, part in enumerate(components) for name in part}
+    condensed = nx.condensation(graph, components)
+    sequence = nx.lexicographical_topological_sort(
+        condensed, key=lambda k: min(position[name] for name in components[k])
+    )
+    sweeps: list[tuple[int, list[str]]] = []
+    for k in sequence:
+        part = components[k]
+        signs = {1 if lag < 0 else -1 for name in part for s, lag in lagged[name] if index[s] == k}
+        if len(signs) > 1:
+            names = ", ".join(sorted(part))
+            raise CellDefinitionError(
+                f"cell {cell.name!r}: {names} depend on each other both forwards and backwards in time; "
+                "such a cell cannot be simulated step by step"
+            )
+        current = set(sweeps[-1][1]) if sweeps else set()
+        needs = signs | {1 if lag < 0 else -1 for name in part for s, lag in lagged[name] if s in current}
+        direction = sweeps[-1][0] if sweeps else 0
+        if not sweeps or len(needs | ({direction} - {0})) > 1:
+            sweeps.append((next(iter(needs), 0), list(part)))
+        else:
+            merged = next(iter(needs), direction)
+            sweeps[-1] = (merged, sweeps[-1][1] + list(part))
+    kinds = dict((name, kind) for kind, name in order)
+    return tuple(
+        Sweep(direction or 1, tuple((kinds[n], n) for n in sorted(names, key=position.__getitem__)))
+        for direction, names in sweeps
+    )
+
+
+def infer_sizes(cell: Cell, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """Integer values of the cell's symbolic sizes from the shapes of arrays.
+
+    Parameters
+    ----------
+    cell : Cell
+    shapes : dict
+        ``{parameter name: shape}`` and ``{input or state name: (size,)}``.
+
+    Raises
+    ------
+    ShapeError
+        When a shape has the wrong number of axes, or the shapes disagree.
+    """
+    equations: list[tuple[sp.Expr, int, str]] = []
+    for name, expected in cell.params.items():
+        if name in shapes:
+            actual = tuple(shapes[name])
+            if len(actual) != len(expected):
+                raise ShapeError(
+                    f"parameter {name!r} has shape {actual} but cell {cell.name!r} needs "
+                    f"{len(expected)} axes, shape {tuple(expected)}"
+                )
+            equations += [(e, a, f"parameter {name!r}") for e, a in zip(expected, actual, strict=True)]
+    for name, size in {**cell.inputs, **cell.states}.items():
+        if name in shapes:
+            equations.append((size, shapes[name][-1], f"{name!r}"))
+    known: dict[sp.Symbol, sp.Integer] = {}
+    for _ in range(len(equations) + 1):
+        progress = False
+        for expr, value, _what in equations:
+            expr = sp.sympify(expr).xreplace(known)
+            unknown = expr.free_symbols
+            if len(unknown) == 1:
+                (symbol,) = unknown
+                solution = sp.solve(sp.Eq(expr, value), symbol)
+                if len(solution) == 1 and solution[0].is_Integer and solution[0] > 0:
+                    known[symbol] = sp.Integer(solution[0])
+                    progress = True
+        if not progress:
+            break
+    for expr, value, what in equations:
+        resolved = sp.sympify(expr).xreplace(known)
+        if resolved.is_Integer and int(resolved) != value:
+            raise ShapeError(
+                f"{what} has size {value} where cell {cell.name!r} needs {expr} = {resolved} "
+                f"(sizes so far: {', '.join(f'{k}={v}' for k, v in sorted(known.items(), key=str))})"
+            )
+    missing = [s.name for s in cell.size_symbols if s not in known]
+    if missing:
+        raise ShapeError(
+            f"cannot tell the size(s) {', '.join(missing)} of cell {cell.name!r} from the arrays given"
+        )
+    return {s.name: int(v) for s, v in known.items()}
+
+
+@dataclass(frozen=True)
+class ParamTerm:
+    r"""One term of a node's pullback to a parameter.
+
+    ``kind`` is ``"vector"`` (a column, summed over the batch), ``"scalar"``
+    (a 1×1, summed) or ``"outer"`` (:math:`\\ell r^\\top`, the weight gradient's
+    outer product); for an outer term ``right`` is a signal read ``(name, lag)``
+    taken from the trajectory, or ``None`` when the kernel computes it.
+    """
+
+    param: str
+    kind: str
+    right: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class VJP:
+    """A node's vector--Jacobian product kernel.
+
+    ``function(xp, P, R, G, Gs, dtype)`` returns ``(reads, terms)``: the
+    pullbacks to each key of ``reads`` (``(name, lag)``, inputs included) and
+    one value per :class:`ParamTerm` (an ``(left, right)`` pair for outer terms).
+    """
+
+    reads: tuple[tuple[str, int], ...]
+    terms: tuple[ParamTerm, ...]
+    function: Callable[..., Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class Program:
+    """The kernels of a concrete cell (backend-independent); see :func:`compile`."""
+
+    cell: Cell
+    sweeps: tuple[Sweep, ...]
+    forward: dict[str, tuple[frozenset[tuple[str, int]], Callable[..., Any], str]]
+    _vjps: dict[tuple[str, bool], VJP] = field(default_factory=dict)
+    _jacobians: dict[tuple[str, str, int], tuple[Any, str, frozenset[tuple[str, int]]] | None] = field(
+        default_factory=dict
+    )
+
+    def vjp(self, name: str, budget: bool) -> VJP:
+        """The VJP kernel of node ``name`` (``budget``: cotangents carry a truncation axis)."""
+        key = (name, budget)
+        if key not in self._vjps:
+            self._vjps[key] = _build_vjp(self.cell, name, budget)
+        return self._vjps[key]
+
+    def jacobian(self, state: str, wrt: str, lag: int) -> tuple[Any, str, frozenset[tuple[str, int]]] | None:
+        r"""``op(xp, P, R, M, dtype) = M @ J`` for :math:`J = \\partial s^{(t)}/\\partial s'^{(t-lag)}`; None if zero."""
+        key = (state, wrt, lag)
+        if key not in self._jacobians:
+            self._jacobians[key] = _build_jacobian(self.cell, state, wrt, lag)
+        return self._jacobians[key]
+
+
+def _lowering_error(cell: Cell, what: str, err: Exception) -> GradflowError:
+    return NotDifferentiableError(f"cell {cell.name!r}: cannot compile {what}: {err}")
+
+
+def _build_forward(cell: Cell, node: Node) -> tuple[frozenset[tuple[str, int]], Callable[..., Any], str]:
+    emitter = Emitter(set(cell.params))
+    try:
+        result = emitter.vector(cell.expression(*node))
+        source, function = emitter.function("forward", "xp, P, R, dtype", result)
+    except NotDifferentiableError as err:
+        raise _lowering_error(cell, f"the {node[0]} {node[1]}", err) from err
+    return frozenset(emitter.reads), function, source
+
+
+def _build_vjp(cell: Cell, name: str, budget: bool) -> VJP:
+    kind = dict((n, k) for k, n in cell.order)[name]
+    expr = cell.expression(kind, name)
+    rows = expr.shape[0]
+    g = sp.MatrixSymbol("__g", rows, 1)
+    gs = sp.MatrixSymbol("__gs", rows, 1) if budget else g
+    emitter = Emitter(set(cell.params), {g: "G", gs: "Gs"})
+    signals = sorted(expr.atoms(Signal), key=lambda s: (s.name, int(s.lag)))
+    try:
+        read_codes = []
+        for signal in signals:
+            back = pullback(expr, signal, g)
+            read_codes.append("None" if isinstance(back, sp.ZeroMatrix) else emitter.vector(back))
+        terms: list[ParamTerm] = []
+        term_codes: list[str] = []
+        for param in sorted(cell.params):
+            symbol = cell.parameter(param)
+            if not expr.has(symbol):
+                continue
+            back = pullback(expr, symbol, gs)
+            for term in back.args if isinstance(back, sp.MatAdd) else (back,):
+                spec, code = _param_term(emitter, param, symbol, term)
+                terms.append(spec)
+                term_codes.append(code)
+        returned = f"({', '.join(read_codes)}{',' if read_codes else ''}), ({', '.join(term_codes)}{',' if term_codes else ''})"
+        source, function = emitter.function("vjp", "xp, P, R, G, Gs, dtype", returned)
+    except NotDifferentiableError as err:
+        raise _lowering_error(cell, f"the pullbacks of {kind} {name}", err) from err
+    reads = tuple((s.name, int(s.lag)) for s in signals)
+    return VJP(reads, tuple(terms), function, source)
+
+
+def _param_term(emitter: Emitter, param: str, symbol: sp.Basic, term: sp.Basic) -> tuple[ParamTerm, str]:
+    if not isinstance(symbol, sp.MatrixSymbol):
+        return ParamTerm(param, "scalar"), emitter.inner(term)
+    if isinstance(term, sp.MatMul):
+        coefficient, matrices = emitter._split(term)
+        last = matrices[-1]
+        outer = (
+            len(matrices) >= 2
+            and isinstance(last, sp.Transpose)
+            and last.arg.shape[1] == 1
+            and not isinstance(matrices[0], sp.Transpose)
+        )
+        if outer:
+            rest = matrices[:-1]
+            left_expr = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
+            if coefficient != 1:
+                left_expr = sp.MatMul(coefficient, left_expr)
+            left = emitter.vector(left_expr)
+            right_node = last.arg
+            if isinstance(right_node, Signal):
+                return ParamTerm(param, "outer", (right_node.name, int(right_node.lag))), f"({left}, None)"
+            return ParamTerm(param, "outer"), f"({left}, {emitter.vector(right_node)})"
+    return ParamTerm(param, "vector"), emitter.vector(term)
+
+
+def _build_jacobian(
+    cell: Cell, state: str, wrt: str, lag: int
+) -> tuple[Any, str, frozenset[tuple[str, int]]] | None:
+    jacobian = step_jacobian(cell, state, wrt, lag)
+    if isinstance(jacobian, sp.ZeroMatrix):
+        return None
+    emitter = Emitter(set(cell.params))
+    try:
+        result = emitter.right("M", jacobian)
+        source, function = emitter.function("jacobian", "xp, P, R, M, dtype", result or "None")
+    except NotDifferentiableError as err:
+        raise _lowering_error(cell, f"the step Jacobian d{state}/d{wrt} at lag {lag}", err) from err
+    return function, source, frozenset(emitter.reads)
+
+
+@functools.lru_cache(maxsize=64)
+def _program(cell: Cell) -> Program:
+    sweeps = schedule(cell)
+    forward = {name: _build_forward(cell, (kind, name)) for kind, name in cell.order}
+    return Program(cell, sweeps, forward)
+
+
+@dataclass(frozen=True)
+class CompiledCell:
+    """A concrete cell's kernels bound to an array namespace and a dtype.
+
+    Attributes
+    ----------
+    cell : Cell
+        The cell with integer sizes.
+    xp : module
+        The array namespace.
+    dtype : dtype of xp
+    program : Program
+        The kernels (shared by every backend).
+    """
+
+    cell: Cell
+    xp: ModuleType
+    dtype: Any
+    program: Program
+
+    @property
+    def sweeps(self) -> tuple[Sweep, ...]:
+        """The evaluation schedule (see :func:`schedule`)."""
+        return self.program.sweeps
+
+    @property
+    def source(self) -> str:
+        """The Python source of every forward kernel, in evaluation order."""
+        return "\n".join(
+            f"# {kind} {name}\n{self.program.forward[name][2]}" for kind, name in self.cell.order
+        )
+
+
+def compile(cell: Cell, backend: Any = None, dtype: Any = None, **sizes: int) -> CompiledCell:
+    r"""Lower ``cell`` to batched array kernels on ``backend``.
+
+    Parameters
+    ----------
+    cell : Cell
+    backend : None, str or namespace
+        See :func:`gradflow.numeric.backend.namespace` (NumPy by default).
+    dtype : None, "float32" or "float64"
+        float64 by default.
+    **sizes : int
+        Values of the cell's symbolic sizes (``n=4, m=3``); required unless
+        the cell is already concrete.
+
+    Returns
+    -------
+    CompiledCell
+
+    Raises
+    ------
+    CellDefinitionError
+        For a missing size, or a cell that cannot be simulated.
+    NotDifferentiableError
+        For an expression with no numeric meaning (a generic activation).
+
+    Examples
+    --------
+    >>> import gradflow as gf
+    >>> compiled = compile(gf.cells.elman(), n=3, m=2)
+    >>> print(compiled.source.splitlines()[2])
+        v0 = xp.matmul(R[('h', -1)], P['W_h'].T)
+    """
+    concrete = cell.with_sizes(**sizes) if sizes else cell
+    if not concrete.is_concrete:
+        missing = ", ".join(s.name for s in concrete.size_symbols)
+        raise CellDefinitionError(
+            f"cell {cell.name!r} has symbolic sizes {missing}; give them, e.g. compile(cell, n=4, m=3)"
+        )
+    xp = namespace(backend)
+    return CompiledCell(concrete, xp, dtype_of(xp, dtype), _program(concrete))

@@ -1,0 +1,220 @@
+r"""Lowering scalar sympy expressions (activations, coefficients) to array code.
+
+An activation is defined once, as a sympy expression in ``z``
+(:mod:`gradflow.cells.activations`); this module turns that expression --
+and its derivative, made by sympy -- into Python source over an array-API
+namespace ``xp``. Two rewrites keep the numbers safe without restating any
+activation by hand:
+
+* **logistic patterns.** ``exp(-u)`` next to ``1 + exp(-u)`` is rewritten in
+  terms of :math:`s = 1/(1+e^{-u})` (:math:`e^{-u} = (1-s)/s`), so the
+  sigmoid, its derivative :math:`s(1-s)` and swish never divide ``inf`` by
+  ``inf``; :math:`s` itself is evaluated without overflow.
+* **piecewise functions.** Each branch is evaluated only on inputs of its own
+  region (others are moved to a point inside it), so ``exp(z)`` of ELU's
+  negative branch never overflows for large positive ``z``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy as sp
+
+from gradflow.errors import NotDifferentiableError
+
+__all__ = ["ScalarPrinter", "stabilize"]
+
+_FUNCTIONS = {
+    sp.exp: "xp.exp",
+    sp.log: "xp.log",
+    sp.tanh: "xp.tanh",
+    sp.sinh: "xp.sinh",
+    sp.cosh: "xp.cosh",
+    sp.sin: "xp.sin",
+    sp.cos: "xp.cos",
+    sp.tan: "xp.tan",
+    sp.atan: "xp.atan",
+    sp.asinh: "xp.asinh",
+    sp.acosh: "xp.acosh",
+    sp.atanh: "xp.atanh",
+    sp.Abs: "xp.abs",
+    sp.sign: "xp.sign",
+}
+
+_RELATIONS = {
+    sp.StrictLessThan: "<",
+    sp.LessThan: "<=",
+    sp.StrictGreaterThan: ">",
+    sp.GreaterThan: ">=",
+    sp.Equality: "==",
+    sp.Unequality: "!=",
+}
+
+
+def stabilize(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Symbol, sp.Expr]]:
+    r"""Rewrite logistic patterns ``exp(a)`` beside ``1 + exp(a)`` through :math:`s = 1/(1+e^{a})`.
+
+    Returns
+    -------
+    (sympy expression, dict)
+        The rewritten expression and ``{s: u}``: each new symbol ``s`` stands
+        for the logistic sigmoid of ``u`` (:math:`u = -a`).
+
+    Examples
+    --------
+    >>> z = sp.Symbol("z", real=True)
+    >>> rewritten, logistic = stabilize(sp.exp(-z) / (1 + sp.exp(-z)) ** 2)
+    >>> rewritten.factor(), logistic
+    (-s0*(s0 - 1), {s0: z})
+    """
+    logistic: dict[sp.Symbol, sp.Expr] = {}
+    for power in sorted(expr.atoms(sp.exp), key=sp.default_sort_key):
+        if not any(isinstance(a, sp.Add) and 1 in a.args and power in a.args for a in expr.atoms(sp.Add)):
+            continue
+        s = sp.Symbol(f"s{len(logistic)}", positive=True)
+        candidate = sp.cancel(expr.xreplace({power: (1 - s) / s}))
+        if candidate.has(power):
+            continue
+        expr = candidate
+        logistic[s] = -power.args[0]
+    return expr, logistic
+
+
+class ScalarPrinter:
+    r"""Python source of a scalar sympy expression over the namespace ``xp``.
+
+    Parameters
+    ----------
+    names : dict of sympy Symbol to str
+        Source of each free symbol (``{z: "z"}``, ``{alpha: "P['alpha']"}``).
+    like : str, optional
+        An array expression whose shape and dtype constants take inside
+        ``xp.where`` (the activation's argument).
+
+    Raises
+    ------
+    NotDifferentiableError
+        For a function with no array counterpart (an undefined :math:`\\sigma`).
+    """
+
+    def __init__(self, names: dict[sp.Basic, str], like: str | None = None) -> None:
+        self.names = names
+        self.like = like
+
+    def __call__(self, expr: Any) -> str:
+        """The source of ``expr``."""
+        return self.print(sp.sympify(expr))
+
+    def print(self, expr: sp.Basic) -> str:
+        """The source of ``expr`` (recursive)."""
+        if expr in self.names:
+            return self.names[expr]
+        if isinstance(expr, sp.logic.boolalg.BooleanTrue):
+            return "True"
+        if isinstance(expr, sp.logic.boolalg.BooleanFalse):
+            return "False"
+        if expr.is_number:
+            value = complex(expr.evalf(30))
+            if value.imag:
+                raise NotDifferentiableError(f"the constant {expr} is not real")
+            return repr(float(value.real))
+        if isinstance(expr, sp.Add):
+            return "(" + " + ".join(self.print(a) for a in expr.args) + ")"
+        if isinstance(expr, sp.Mul):
+            numerator, denominator = [], []
+            for factor in expr.args:
+                if isinstance(factor, sp.Pow) and factor.exp.is_number and factor.exp < 0:
+                    denominator.append(self.print(sp.Pow(factor.base, -factor.exp)))
+                else:
+                    numerator.append(self.print(factor))
+            top = " * ".join(numerator) if numerator else "1.0"
+            return f"({top})" if not denominator else f"({top} / ({' * '.join(denominator)}))"
+        if isinstance(expr, sp.Pow):
+            base, exponent = expr.args
+            if exponent == sp.S.Half:
+                return f"xp.sqrt({self.print(base)})"
+            if exponent.is_Integer:
+                k = int(exponent)
+                if k < 0:
+                    return f"(1.0 / {self.print(sp.Pow(base, -k))})"
+                return f"({self.print(base)} ** {k})"
+            return f"xp.pow({self.print(base)}, {self.print(exponent)})"
+        if isinstance(expr, sp.Max | sp.Min):
+            function = "xp.maximum" if isinstance(expr, sp.Max) else "xp.minimum"
+            result = self._array(expr.args[0])
+            for arg in expr.args[1:]:
+                result = f"{function}({result}, {self._array(arg)})"
+            return result
+        if isinstance(expr, sp.erf):
+            return f"_special(xp, 'erf')({self.print(expr.args[0])})"
+        if isinstance(expr, sp.Heaviside):
+            arg = self.print(expr.args[0])
+            return self._where(f"({arg} > 0)", "1.0", self._where(f"({arg} < 0)", "0.0", "0.5"))
+        if isinstance(expr, sp.Piecewise):
+            return self._piecewise(expr)
+        if type(expr) in _RELATIONS:
+            return f"({self.print(expr.lhs)} {_RELATIONS[type(expr)]} {self.print(expr.rhs)})"
+        if isinstance(expr, sp.And | sp.Or):
+            function = "xp.logical_and" if isinstance(expr, sp.And) else "xp.logical_or"
+            result = self.print(expr.args[0])
+            for arg in expr.args[1:]:
+                result = f"{function}({result}, {self.print(arg)})"
+            return result
+        if isinstance(expr, sp.Not):
+            return f"xp.logical_not({self.print(expr.args[0])})"
+        known = _FUNCTIONS.get(type(expr))
+        if known is not None:
+            return f"{known}({self.print(expr.args[0])})"
+        raise NotDifferentiableError(
+            f"cannot evaluate {expr} numerically: {type(expr).__name__} has no array counterpart "
+            "(an undefined function such as a generic sigma is for symbolic derivations only)"
+        )
+
+    def _array(self, expr: sp.Basic) -> str:
+        code = self.print(expr)
+        if expr.is_number and self.like is not None:
+            return f"xp.full_like({self.like}, {code})"
+        return code
+
+    def _where(self, condition: str, a: str, b: str) -> str:
+        like = self.like or "None"
+        return f"_where(xp, {condition}, {a}, {b}, {like})"
+
+    def _piecewise(self, expr: sp.Piecewise) -> str:
+        variables = [s for s in expr.free_symbols if s in self.names]
+        clamp = len(variables) == 1 and expr.free_symbols == set(variables)
+        variable = variables[0] if clamp else None
+        earlier: list[Any] = []
+        branches: list[tuple[str, str]] = []
+        for value, condition in expr.args:
+            active = sp.And(condition, *(sp.Not(c) for c in earlier)) if earlier else condition
+            mask = self.print(active) if active is not sp.true else "True"
+            if clamp and mask != "True":
+                point = _point_inside(active, variable)
+                if point is not None:
+                    moved = f"_where(xp, {mask}, {self.names[variable]}, {point!r}, {self.names[variable]})"
+                    inner = ScalarPrinter({**self.names, variable: moved}, self.like)
+                    branches.append((mask, inner.print(value)))
+                    earlier.append(condition)
+                    continue
+            branches.append((mask, self.print(value)))
+            earlier.append(condition)
+        result = branches[-1][1]
+        for mask, value in reversed(branches[:-1]):
+            result = self._where(mask, value, result)
+        return result
+
+
+def _point_inside(condition: sp.Basic, variable: sp.Symbol) -> float | None:
+    """A number where ``condition`` holds: near the constants it compares with, or 0."""
+    constants = {0.0}
+    for relation in condition.atoms(sp.core.relational.Relational):
+        for side in (relation.lhs, relation.rhs):
+            if side.is_number:
+                constants.add(float(side))
+    candidates = sorted({c + d for c in constants for d in (0.0, -1.0, 1.0, -0.5, 0.5, -2.0, 2.0)})
+    for candidate in sorted(candidates, key=abs):
+        if bool(condition.subs(variable, candidate)):
+            return candidate
+    return None

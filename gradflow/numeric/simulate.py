@@ -1,0 +1,310 @@
+r"""Forward simulation: every state, intermediate (gate) and output of a cell over time.
+
+Layout (DESIGN.md): inputs ``(T, B, m)``; a forward state's trajectory is
+``(T+1, B, n)`` with index 0 the initial value; a state running backwards in
+time (the ``bwd`` half of a bidirectional layer) is ``(T+1, B, n)`` with
+index ``t - 1`` for time ``t`` and its initial value (at time ``T + 1``) last;
+intermediates and outputs are ``(T, B, size)``, index ``t - 1`` for time ``t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gradflow.cells.cell import Cell
+from gradflow.errors import GradflowError, ShapeError
+from gradflow.numeric.backend import dtype_of, namespace
+from gradflow.numeric.compiled import CompiledCell, compile, infer_sizes
+
+__all__ = ["Problem", "Trajectory", "prepare", "simulate"]
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return ()
+    return tuple(int(d) for d in shape)
+
+
+@dataclass
+class Problem:
+    """A compiled cell with its parameters, inputs and initial values as arrays of one backend.
+
+    Attributes
+    ----------
+    compiled : CompiledCell
+    params : dict of str to array
+    inputs : dict of str to list of arrays
+        ``inputs[name][t - 1]`` is the input at time ``t``, shape (B, m).
+    initial : dict of str to list of arrays
+        Each state's history before the sequence starts (after it ends, for a
+        backward state): ``initial[name][k]`` is the value ``k + 1`` steps
+        outside, shape (B, n).
+    T, B : int
+    """
+
+    compiled: CompiledCell
+    params: dict[str, Any]
+    inputs: dict[str, list[Any]]
+    initial: dict[str, list[Any]]
+    T: int
+    B: int
+
+    @property
+    def cell(self) -> Cell:
+        """The concrete cell."""
+        return self.compiled.cell
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace."""
+        return self.compiled.xp
+
+
+def _history(cell: Cell, state: str) -> int:
+    return max(cell.delays(state), default=1)
+
+
+def prepare(
+    cell: Cell,
+    params: Mapping[str, Any],
+    inputs: Any,
+    initial: Mapping[str, Any] | None = None,
+    *,
+    backend: Any = None,
+    dtype: Any = None,
+) -> Problem:
+    """Check and convert the arrays of a numeric call; compile the cell for their sizes.
+
+    Raises
+    ------
+    ShapeError
+        For a missing or extra parameter, an array of the wrong shape, or
+        inputs that are not (T, B, m).
+    """
+    if backend is None:
+        for value in (*params.values(), *(inputs.values() if isinstance(inputs, Mapping) else [inputs])):
+            if hasattr(value, "shape") and type(value).__module__.split(".")[0] not in ("numpy", "builtins"):
+                backend = value
+                break
+    xp = namespace(backend)
+    real = dtype_of(xp, dtype)
+    missing = sorted(set(cell.params) - set(params))
+    extra = sorted(set(params) - set(cell.params))
+    if missing or extra:
+        raise ShapeError(
+            f"cell {cell.name!r} needs parameters {', '.join(cell.params)}; "
+            + (f"missing {', '.join(missing)}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unknown {', '.join(extra)}" if extra else "")
+        )
+    if not isinstance(inputs, Mapping):
+        if len(cell.inputs) != 1:
+            raise ShapeError(
+                f"cell {cell.name!r} has inputs {', '.join(cell.inputs) or 'none'}: pass a dict name -> (T, B, size)"
+            )
+        inputs = {next(iter(cell.inputs)): inputs}
+    if set(inputs) != set(cell.inputs):
+        raise ShapeError(f"cell {cell.name!r} has inputs {', '.join(cell.inputs)}; got {', '.join(inputs)}")
+    arrays = {name: xp.asarray(value, dtype=real) for name, value in params.items()}
+    xs = {name: xp.asarray(value, dtype=real) for name, value in inputs.items()}
+    for name, x in xs.items():
+        if x.ndim != 3:
+            raise ShapeError(f"input {name!r} must be laid out (T, B, size); got shape {_shape(x)}")
+    times = {x.shape[0] for x in xs.values()}
+    batches = {x.shape[1] for x in xs.values()}
+    if len(times) != 1 or len(batches) != 1:
+        raise ShapeError(
+            f"inputs disagree on T or B: {', '.join(f'{k}: {_shape(v)}' for k, v in xs.items())}"
+        )
+    T, B = int(times.pop()), int(batches.pop())
+    if T < 1:
+        raise ShapeError("inputs have T = 0 steps; give at least one")
+    shapes: dict[str, tuple[int, ...]] = {name: _shape(a) for name, a in arrays.items()}
+    shapes.update({name: (int(x.shape[2]),) for name, x in xs.items()})
+    sizes = infer_sizes(cell, shapes) if not cell.is_concrete else {}
+    compiled = compile(cell, xp, real, **sizes)
+    concrete = compiled.cell
+    for name, expected in concrete.params.items():
+        wanted = tuple(int(d) for d in expected)
+        if _shape(arrays[name]) != wanted:
+            raise ShapeError(
+                f"parameter {name!r} has shape {_shape(arrays[name])} but cell {cell.name!r} needs {wanted}"
+            )
+    for name, x in xs.items():
+        if int(x.shape[2]) != int(concrete.inputs[name]):
+            raise ShapeError(
+                f"input {name!r} has size {x.shape[2]} but cell {cell.name!r} needs {concrete.inputs[name]}"
+            )
+    history = {}
+    given = dict(initial or {})
+    unknown = sorted(set(given) - set(concrete.states))
+    if unknown:
+        raise ShapeError(
+            f"initial values for {', '.join(unknown)}, which are not states of cell {cell.name!r}"
+        )
+    for state, state_size in concrete.states.items():
+        n, depth = int(state_size), _history(concrete, state)
+        value = given.get(state)
+        if value is None:
+            history[state] = [xp.zeros((B, n), dtype=real)] * depth
+            continue
+        value = xp.asarray(value, dtype=real)
+        if value.ndim == 3 and value.shape[0] == depth and tuple(value.shape[1:]) == (B, n):
+            history[state] = [value[depth - 1 - k, ...] for k in range(depth)]
+        elif tuple(value.shape) in ((B, n), (n,)):
+            history[state] = [xp.broadcast_to(value, (B, n))] * depth
+        else:
+            allowed = f"({B}, {n}) or ({n},)" + (f" or ({depth}, {B}, {n})" if depth > 1 else "")
+            raise ShapeError(f"initial value of state {state!r} has shape {_shape(value)}; expected {allowed}")
+    unbound = {name: [x[k, ...] for k in range(T)] for name, x in xs.items()}
+    return Problem(compiled, arrays, unbound, history, T, B)
+
+
+class Values:
+    """Values of a problem's signals by ``(name, time)``: inputs, history and computed nodes."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.computed: dict[tuple[str, int], Any] = {}
+        self.backward = problem.cell.backward
+
+    def __call__(self, name: str, time: int) -> Any:
+        """The value of ``name`` at ``time``."""
+        found = self.computed.get((name, time))
+        if found is not None:
+            return found
+        problem = self.problem
+        if name in problem.inputs:
+            return problem.inputs[name][time - 1]
+        if name in problem.initial:
+            outside = time - problem.T - 1 if name in self.backward else -time
+            if 0 <= outside < len(problem.initial[name]):
+                return problem.initial[name][outside]
+        raise GradflowError(f"no value of {name!r} at time {time} (the schedule read it too early)")
+
+    def reads(self, keys: Any, time: int) -> dict[tuple[str, int], Any]:
+        """``{(name, lag): value at time + lag}`` for a kernel's reads."""
+        return {key: self(key[0], time + key[1]) for key in keys}
+
+
+def run_forward(problem: Problem) -> Values:
+    """Evaluate every node of every sweep at every time."""
+    values = Values(problem)
+    program = problem.compiled.program
+    xp, P, dtype = problem.xp, problem.params, problem.compiled.dtype
+    for sweep in program.sweeps:
+        times = range(1, problem.T + 1) if sweep.direction > 0 else range(problem.T, 0, -1)
+        kernels = [(name, *program.forward[name][:2]) for _, name in sweep.nodes]
+        for time in times:
+            for name, reads, function in kernels:
+                values.computed[(name, time)] = function(xp, P, values.reads(reads, time), dtype)
+    return values
+
+
+class Trajectory(Mapping[str, Any]):
+    """Every signal of a simulation by name (see the module docstring for the layout).
+
+    Attributes
+    ----------
+    cell : Cell
+        The concrete cell.
+    T, B : int
+    """
+
+    def __init__(self, problem: Problem, values: Values) -> None:
+        xp = problem.xp
+        self.cell = problem.cell
+        self.T, self.B = problem.T, problem.B
+        self._arrays: dict[str, Any] = {}
+        times = range(1, problem.T + 1)
+        for kind, name in self.cell.order:
+            series = []
+            for time in times:
+                value = values(name, time)
+                series.append(xp.broadcast_to(value, (problem.B, value.shape[-1])))
+            if kind == "state":
+                start = values(name, problem.T + 1 if name in self.cell.backward else 0)
+                series = [*series, start] if name in self.cell.backward else [start, *series]
+            self._arrays[name] = xp.stack(series, axis=0)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise KeyError(
+                f"{name!r} is not a signal of cell {self.cell.name!r}; it has {', '.join(self)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def at(self, name: str, time: int) -> Any:
+        """The value of ``name`` at ``time`` (``0`` is a forward state's initial value), shape (B, size)."""
+        array = self[name]
+        index = time if name in self.cell.states and name not in self.cell.backward else time - 1
+        if not 0 <= index < array.shape[0]:
+            raise GradflowError(f"{name!r} has no value at time {time} (T = {self.T})")
+        return array[index, ...]
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._arrays.items())
+        return f"Trajectory({self.cell.name}, T={self.T}, B={self.B}; {shapes})"
+
+
+def simulate(
+    cell: Cell,
+    params: Mapping[str, Any],
+    inputs: Any,
+    initial: Mapping[str, Any] | None = None,
+    *,
+    backend: Any = None,
+    dtype: Any = None,
+) -> Trajectory:
+    r"""Run ``cell`` over a batch of input sequences.
+
+    Parameters
+    ----------
+    cell : Cell
+        Symbolic sizes are read off the arrays.
+    params : dict of str to array
+        Every parameter of the cell (matrices (p, q), vectors (p,), scalars ()).
+    inputs : array (T, B, m), or dict of name to array
+        The input sequence(s).
+    initial : dict of str to array, optional
+        Initial states, (B, n) or (n,) (zero by default); a state read
+        ``d > 1`` steps back takes its history as (d, B, n), oldest first.
+    backend : None, str or namespace
+        Default: the namespace of the arrays (NumPy for lists and NumPy arrays).
+    dtype : None, "float32", "float64"
+        float64 by default.
+
+    Returns
+    -------
+    Trajectory
+        ``traj["h"]`` is (T+1, B, n) with index 0 the initial value; gates
+        and outputs are (T, B, size).
+
+    Raises
+    ------
+    ShapeError
+        For arrays that do not fit the cell.
+
+    Examples
+    --------
+    >>> import numpy as np, gradflow as gf
+    >>> cell = gf.cells.elman()
+    >>> params = {"W_h": np.eye(2) * 0.5, "W_x": np.ones((2, 1)), "b": np.zeros(2)}
+    >>> traj = simulate(cell, params, np.ones((3, 1, 1)))
+    >>> traj["h"].shape
+    (4, 1, 2)
+    >>> float(traj["h"][1, 0, 0]) == float(np.tanh(1.0))
+    True
+    """
+    problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
+    return Trajectory(problem, run_forward(problem))
