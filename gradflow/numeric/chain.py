@@ -1,0 +1,411 @@
+r"""Jacobian chains :math:`\partial s^{(a)}/\partial s^{(t)}` for every lag, in log space, and Lyapunov spectra.
+
+The chain is streamed backwards from the anchor :math:`a` (``T`` by
+default): :math:`D_0 = I` and
+
+.. math::
+    D_k = \frac{\partial s^{(a)}}{\partial s^{(a-k)}}
+        = \sum_{d} D_{k-d}\, J^{[d]}_{a-k+d},
+    \qquad J^{[d]}_\tau = \frac{\partial s^{(\tau)}}{\partial s^{(\tau-d)}},
+
+with the step Jacobians applied as operators :math:`M \mapsto M J` printed
+from the structured symbolic ones (diagonal factors are broadcasts). Only
+the last few :math:`D_k` are held (O(n²) memory per batch element), each as a
+mantissa of unit Frobenius norm and a running log-scale, so a chain of
+:math:`10^4` exploding steps has finite logs. The spectral norm of every
+:math:`D_k` comes from power iteration on :math:`D_k D_k^\top`, warm-started
+from the previous lag's top singular vector and stopped by a residual test
+(Gram eigenvalues as the fallback), or exactly from singular values on request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradflow.cells.cell import Cell
+from gradflow.errors import GradflowError
+from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
+
+__all__ = ["ChainResult", "jacobian_chain", "lyapunov_spectrum"]
+
+
+class ChainError(GradflowError, ValueError):
+    """A Jacobian chain was asked of states it cannot be formed for."""
+
+
+@dataclass
+class ChainResult:
+    r"""Norms of :math:`D_k = \partial s^{(a)}/\partial s^{(t)}` for :math:`k = |a - t| = 0, 1, \ldots`.
+
+    Attributes
+    ----------
+    states : tuple of str
+        The states stacked into :math:`s` (in this order).
+    anchor : int
+        :math:`a`.
+    times : array (K,)
+        :math:`t` for each lag (``a - k``, or ``a + k`` for states running backwards).
+    lags : array (K,)
+        :math:`k`.
+    log_frobenius : array (K, B)
+        :math:`\log \lVert D_k \rVert_F` (natural log).
+    log_spectral : array (K, B) or None
+        :math:`\log \lVert D_k \rVert_2`.
+    log_singular_values : array (K, B, N) or None
+        Every :math:`\log \sigma_i(D_k)`, descending (on request).
+    mantissas, log_scales : arrays (K, B, N, N) and (K, B), or None
+        :math:`D_k = e^{\text{scale}} \cdot \text{mantissa}` (on request: ``full=True``).
+    power_iterations : list of int
+        Iterations the power method used at each lag (0 where it fell back or was not used).
+    trajectory : Trajectory
+    """
+
+    states: tuple[str, ...]
+    anchor: int
+    times: Any
+    lags: Any
+    log_frobenius: Any
+    log_spectral: Any | None
+    log_singular_values: Any | None = None
+    mantissas: Any | None = None
+    log_scales: Any | None = None
+    power_iterations: list[int] = field(default_factory=list)
+    trajectory: Trajectory | None = None
+
+    def matrix(self, k: int) -> Any:
+        """:math:`D_k` itself (may overflow for long exploding chains; needs ``full=True``)."""
+        if self.mantissas is None or self.log_scales is None:
+            raise ChainError("jacobian_chain(..., full=True) keeps the matrices; this result did not")
+        xp = _xp(self.mantissas)
+        return self.mantissas[k, ...] * xp.exp(self.log_scales[k, ...])[:, None, None]
+
+
+def _xp(array: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.array_namespace(array)
+
+
+class _Stepper:
+    r"""Applies :math:`M \mapsto \sum_d M_{(k-d)} J^{[d]}` over the selected states."""
+
+    def __init__(self, problem: Problem, values: Values, states: Sequence[str]) -> None:
+        cell = problem.cell
+        self.problem, self.values, self.states = problem, values, tuple(states)
+        self.sizes = [int(cell.states[s]) for s in self.states]
+        self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
+        self.N = sum(self.sizes)
+        self.lags = sorted({d for s in self.states for d in (cell.delays(s) or (1,))})
+        self.sign = -1 if self.states[0] in cell.backward else 1
+        program = problem.compiled.program
+        self.ops = {
+            (a, b, d): program.jacobian(a, b, d) for a in self.states for b in self.states for d in self.lags
+        }
+
+    def block(self, M: Any, index: int) -> Any:
+        start = self.offsets[index]
+        return M[..., start : start + self.sizes[index]]
+
+    def apply(self, M: Any, lag: int, step: int) -> Any | None:
+        r""":math:`M J^{[\text{lag}]}_{\text{step}}` for M (B, R, N); None when that Jacobian is zero."""
+        xp, P, dtype = self.problem.xp, self.problem.params, self.problem.compiled.dtype
+        columns, any_term = [], False
+        for j, b in enumerate(self.states):
+            terms = []
+            for i, a in enumerate(self.states):
+                op = self.ops[(a, b, lag)]
+                if op is None:
+                    continue
+                function, _, reads = op
+                result = function(xp, P, self.values.reads(reads, step), self.block(M, i), dtype)
+                if result is not None:
+                    terms.append(xp.broadcast_to(result, (*M.shape[:-1], self.sizes[j])))
+            if terms:
+                any_term = True
+                total = terms[0]
+                for term in terms[1:]:
+                    total = total + term
+                columns.append(total)
+            else:
+                columns.append(xp.zeros((*M.shape[:-1], self.sizes[j]), dtype=M.dtype))
+        if not any_term:
+            return None
+        return columns[0] if len(columns) == 1 else xp.concat(columns, axis=-1)
+
+
+def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
+    chosen = tuple(cell.states) if states is None else tuple(states)
+    unknown = [s for s in chosen if s not in cell.states]
+    if unknown or not chosen:
+        raise ChainError(
+            f"cell {cell.name!r} has states {', '.join(cell.states)}; got {', '.join(unknown) or 'none'}"
+        )
+    directions = {s: ("backward" if s in cell.backward else "forward") for s in chosen}
+    if len(set(directions.values())) > 1:
+        forward = [s for s, d in directions.items() if d == "forward"]
+        backward = [s for s, d in directions.items() if d == "backward"]
+        raise ChainError(
+            f"cell {cell.name!r} has states running forwards ({', '.join(forward)}) and backwards "
+            f"({', '.join(backward)}) in time; a chain follows one direction: pass states={forward!r} "
+            f"or states={backward!r}"
+        )
+    return chosen
+
+
+def _normalise(xp: Any, M: Any, scale: Any) -> tuple[Any, Any]:
+    """Rescale each batch element of M to unit Frobenius norm; returns (mantissa, log-scale)."""
+    norms = xp.sqrt(xp.sum(M * M, axis=(-2, -1)))
+    positive = norms > 0
+    safe = xp.where(positive, norms, xp.ones_like(norms))
+    mantissa = M / safe[:, None, None]
+    log = xp.where(positive, scale + xp.log(safe), xp.full_like(norms, -math.inf))
+    return mantissa, log
+
+
+def _combine(xp: Any, parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    r""":math:`\sum_i e^{s_i} M_i` as (mantissa, log-scale), without overflow."""
+    if len(parts) == 1:
+        return _normalise(xp, parts[0][0], parts[0][1])
+    top = parts[0][1]
+    for _, scale in parts[1:]:
+        top = xp.maximum(top, scale)
+    finite = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    total = None
+    for M, scale in parts:
+        weight = xp.where(xp.isfinite(scale), xp.exp(scale - finite), xp.zeros_like(scale))
+        term = M * weight[:, None, None]
+        total = term if total is None else total + term
+    return _normalise(xp, total, finite)
+
+
+def _spectral(xp: Any, A: Any, start: Any, tol: float, max_iter: int) -> tuple[Any, Any, int]:
+    r"""Largest singular value of each A (B, R, N): subspace iteration on :math:`A A^\top`.
+
+    ``start`` (B, R, p) is an orthonormal block, warm-started from the previous
+    lag. Each iteration applies :math:`A A^\top`, takes the Rayleigh--Ritz
+    value :math:`\theta` of the block, and stops when the residual
+    :math:`\lVert A A^\top u - \theta u\rVert \le` ``tol`` :math:`\theta`; a
+    block (not one vector) converges quickly even when the top singular
+    values are clustered. Gram eigenvalues are the fallback.
+    """
+    U = start
+    for iteration in range(1, max_iter + 1):
+        V = xp.matmul(A, xp.matmul(xp.matrix_transpose(A), U))  # A A^T U
+        H = xp.matmul(xp.matrix_transpose(U), V)
+        H = (H + xp.matrix_transpose(H)) / 2
+        theta, Y = xp.linalg.eigh(H)
+        top, y = theta[..., -1], Y[..., -1:]
+        u = xp.matmul(U, y)[..., 0]
+        residual = xp.matmul(V, y)[..., 0] - top[:, None] * u
+        size = xp.sqrt(xp.sum(residual * residual, axis=-1))
+        done = xp.logical_or(size <= tol * xp.abs(top), top <= 0)
+        U, _ = xp.linalg.qr(V)
+        if bool(xp.all(done)):
+            return xp.sqrt(xp.clip(top, 0.0, None)), U, iteration
+    gram = xp.matmul(A, xp.matrix_transpose(A))
+    largest = xp.max(xp.linalg.eigvalsh(gram), axis=-1)
+    return xp.sqrt(xp.clip(largest, 0.0, None)), U, 0
+
+
+def jacobian_chain(
+    cell: Cell,
+    params: Mapping[str, Any],
+    inputs: Any,
+    initial: Mapping[str, Any] | None = None,
+    *,
+    anchor: int | None = None,
+    states: Sequence[str] | None = None,
+    spectral: str | None = "power",
+    singular_values: bool = False,
+    full: bool = False,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    backend: Any = None,
+    dtype: Any = None,
+) -> ChainResult:
+    r"""All-lag Jacobians :math:`\partial s^{(a)}/\partial s^{(t)}` of a simulated cell, as log norms.
+
+    Parameters
+    ----------
+    cell, params, inputs, initial
+        As for :func:`~gradflow.numeric.simulate.simulate`.
+    anchor : int, optional
+        :math:`a`: ``T`` by default (1 for states running backwards in time).
+    states : sequence of str, optional
+        The states stacked into :math:`s` (default: all). They must run in one
+        direction; the others are held as inputs (exact when no path leaves
+        the selection and comes back, as in a stack or a bidirectional layer).
+    spectral : {"power", "gram", "svd", None}
+        How to compute :math:`\lVert D_k \rVert_2`: warm-started power
+        iteration with a residual test (Gram fallback), Gram eigenvalues,
+        singular values, or not at all.
+    singular_values : bool
+        Also return every log singular value of every :math:`D_k`.
+    full : bool
+        Keep every :math:`D_k` (mantissa and log-scale): :math:`O(T n^2)` memory.
+    tol, max_iter
+        Power iteration: stop when :math:`\lVert A A^\top u - \lambda u\rVert \le` ``tol`` :math:`\lambda`.
+
+    Returns
+    -------
+    ChainResult
+
+    Raises
+    ------
+    ChainError
+        For states the cell lacks, or states running in both directions.
+
+    Examples
+    --------
+    >>> import numpy as np, gradflow as gf
+    >>> cell = gf.cells.elman()
+    >>> params = {"W_h": 0.5 * np.eye(2), "W_x": np.zeros((2, 1)), "b": np.zeros(2)}
+    >>> chain = jacobian_chain(cell, params, np.zeros((3, 1, 1)))
+    >>> [round(float(v), 6) + 0.0 for v in chain.log_spectral[:, 0] / np.log(0.5)]
+    [0.0, 1.0, 2.0, 3.0]
+    """
+    problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
+    values = run_forward(problem)
+    chosen = _select(problem.cell, states)
+    stepper = _Stepper(problem, values, chosen)
+    xp, T, B, N = problem.xp, problem.T, problem.B, stepper.N
+    backward = stepper.sign < 0
+    a = anchor if anchor is not None else (1 if backward else T)
+    if not 1 <= a <= T:
+        raise ChainError(f"anchor must lie in 1..{T}, got {a}")
+    length = (T + 1 - a) if backward else a
+    if spectral not in ("power", "gram", "svd", None):
+        raise ChainError(f"spectral must be 'power', 'gram', 'svd' or None, got {spectral!r}")
+    dtype_ = problem.compiled.dtype
+    eye = xp.broadcast_to(xp.eye(N, dtype=dtype_), (B, N, N))
+    history: list[tuple[Any, Any]] = [_normalise(xp, eye, xp.zeros((B,), dtype=dtype_))]
+    window = max(stepper.lags)
+    log_fro, log_spec, log_sv, mantissas, scales, iterations = [], [], [], [], [], []
+    block = min(N, 8)
+    seed = xp.asarray([[math.cos(1.0 + i * (j + 1)) for j in range(block)] for i in range(N)], dtype=dtype_)
+    vectors = xp.broadcast_to(xp.linalg.qr(seed)[0], (B, N, block))
+    for k in range(length + 1):
+        if k > 0:
+            parts = []
+            for d in stepper.lags:
+                if k - d < 0:
+                    continue
+                M, scale = history[-d]  # D_{k-d}: history holds D_{k-window} .. D_{k-1}
+                step = a + k - d if backward else a - k + d
+                applied = stepper.apply(M, d, step)
+                if applied is not None:
+                    parts.append((applied, scale))
+            if parts:
+                history.append(_combine(xp, parts))
+            else:
+                zero = xp.zeros((B, N, N), dtype=dtype_)
+                history.append((zero, xp.full((B,), -math.inf, dtype=dtype_)))
+            if len(history) > window:
+                history = history[-window:]
+        mantissa, scale = history[-1]
+        log_fro.append(scale)
+        if full:
+            mantissas.append(mantissa)
+            scales.append(scale)
+        if spectral == "power":
+            sigma, vectors, used = _spectral(xp, mantissa, vectors, tol, max_iter)
+            iterations.append(used)
+        elif spectral == "gram":
+            gram = xp.matmul(mantissa, xp.matrix_transpose(mantissa))
+            sigma = xp.sqrt(xp.clip(xp.max(xp.linalg.eigvalsh(gram), axis=-1), 0.0, None))
+        elif spectral == "svd":
+            sigma = xp.linalg.svdvals(mantissa)[..., 0]
+        if spectral is not None:
+            positive = sigma > 0
+            safe = xp.where(positive, sigma, xp.ones_like(sigma))
+            log_spec.append(xp.where(positive, scale + xp.log(safe), xp.full_like(sigma, -math.inf)))
+        if singular_values:
+            sv = xp.linalg.svdvals(mantissa)
+            positive = sv > 0
+            safe = xp.where(positive, sv, xp.ones_like(sv))
+            log_sv.append(xp.where(positive, scale[:, None] + xp.log(safe), xp.full_like(sv, -math.inf)))
+    lags = xp.asarray(list(range(length + 1)))
+    times = a + lags if backward else a - lags
+    return ChainResult(
+        states=chosen,
+        anchor=a,
+        times=times,
+        lags=lags,
+        log_frobenius=xp.stack(log_fro, axis=0),
+        log_spectral=xp.stack(log_spec, axis=0) if log_spec else None,
+        log_singular_values=xp.stack(log_sv, axis=0) if log_sv else None,
+        mantissas=xp.stack(mantissas, axis=0) if full else None,
+        log_scales=xp.stack(scales, axis=0) if full else None,
+        power_iterations=iterations,
+        trajectory=Trajectory(problem, values),
+    )
+
+
+def lyapunov_spectrum(
+    cell: Cell,
+    params: Mapping[str, Any],
+    inputs: Any,
+    initial: Mapping[str, Any] | None = None,
+    *,
+    states: Sequence[str] | None = None,
+    backend: Any = None,
+    dtype: Any = None,
+) -> Any:
+    r"""Finite-time Lyapunov exponents of the state's Jacobian product, by QR (Benettin et al. 1980).
+
+    With :math:`Q_T = I` and, going back in time, :math:`Q_{\tau} J_\tau = L_\tau Q_{\tau-1}`
+    (an LQ factorisation), :math:`\lambda_i = \frac{1}{T}\sum_\tau \log |L_\tau[i, i]|`
+    -- the exponents of :math:`J_T \cdots J_1`, whose singular values they
+    match as :math:`\frac{1}{T}\log\sigma_i(\partial s^{(T)}/\partial s^{(0)})`.
+
+    Returns
+    -------
+    array (B, N)
+        The exponents per sequence, descending.
+
+    Raises
+    ------
+    ChainError
+        For a cell read more than one step back (its state is not Markov in :math:`s`),
+        or an invalid state selection.
+
+    References
+    ----------
+    G. Benettin, L. Galgani, A. Giorgilli, J.-M. Strelcyn, "Lyapunov characteristic exponents
+    for smooth dynamical systems", Meccanica 15, 1980.
+
+    Examples
+    --------
+    >>> import numpy as np, gradflow as gf
+    >>> params = {"W_h": np.diag([0.5, 0.25]), "W_x": np.zeros((2, 1)), "b": np.zeros(2)}
+    >>> spectrum = lyapunov_spectrum(gf.cells.elman(), params, np.zeros((4, 1, 1)))
+    >>> [round(float(v), 6) for v in np.exp(spectrum[0])]
+    [0.5, 0.25]
+    """
+    problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
+    values = run_forward(problem)
+    chosen = _select(problem.cell, states)
+    stepper = _Stepper(problem, values, chosen)
+    if stepper.lags != [1]:
+        raise ChainError(
+            f"cell {cell.name!r} reads its state {max(stepper.lags)} steps back; the Lyapunov spectrum "
+            "by QR needs a state read one step back"
+        )
+    xp, T, B, N = problem.xp, problem.T, problem.B, stepper.N
+    Q = xp.broadcast_to(xp.eye(N, dtype=problem.compiled.dtype), (B, N, N))
+    total = xp.zeros((B, N), dtype=problem.compiled.dtype)
+    steps = range(1, T + 1) if stepper.sign < 0 else range(T, 0, -1)
+    for step in steps:
+        Z = stepper.apply(Q, 1, step)
+        if Z is None:
+            raise ChainError(f"the step Jacobian of cell {cell.name!r} is zero: every exponent is -inf")
+        q, r = xp.linalg.qr(xp.matrix_transpose(Z))
+        diagonal = xp.abs(xp.linalg.diagonal(r))
+        positive = diagonal > 0
+        total = total + xp.where(positive, xp.log(xp.where(positive, diagonal, 1.0)), -math.inf)
+        Q = xp.matrix_transpose(q)
+    exponents = total / T
+    return -xp.sort(-exponents, axis=-1)
