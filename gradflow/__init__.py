@@ -20,7 +20,7 @@ from gradflow.errors import (
     ShapeError,
 )
 from gradflow.graph import UnrolledGraph, unroll
-from gradflow.numeric import bptt, simulate
+from gradflow.numeric import bound_vs_measured, bptt, jacobian_chain, lyapunov_spectrum, regime, simulate
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
 
 __version__ = "0.1.0"
@@ -42,13 +42,17 @@ __all__ = [
     "UnrolledGraph",
     "__version__",
     "as_activation",
+    "bound_vs_measured",
+    "bptt",
     "cells",
     "derive",
     "export",
     "gamma",
     "graph",
+    "jacobian_chain",
+    "lyapunov_spectrum",
     "numeric",
-    "bptt",
+    "regime",
     "simulate",
     "symbolic",
     "unroll",

@@ -7,21 +7,30 @@
 (4, 1, 2)
 """
 
+from gradflow.numeric.analysis import BoundComparison, Regime, bound_vs_measured, regime
 from gradflow.numeric.backend import namespace
 from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, global_norm
+from gradflow.numeric.chain import ChainResult, jacobian_chain, lyapunov_spectrum
 from gradflow.numeric.compiled import CompiledCell, compile, schedule
 from gradflow.numeric.simulate import Trajectory, simulate
 
 __all__ = [
+    "BoundComparison",
+    "ChainResult",
     "CompiledCell",
     "Gradients",
+    "Regime",
     "Trajectory",
+    "bound_vs_measured",
     "bptt",
     "clip_by_norm",
     "clip_by_value",
     "compile",
     "global_norm",
+    "jacobian_chain",
+    "lyapunov_spectrum",
     "namespace",
+    "regime",
     "schedule",
     "simulate",
 ]

@@ -1,0 +1,263 @@
+r"""Theory next to measurement: the symbolic bound evaluated beside the actual chain norms, and regimes.
+
+The bound of one step Jacobian, :math:`B_t` (e.g. Pascanu's
+:math:`\lVert\operatorname{diag}\sigma'(\cdot)\rVert_2 \lVert W_h\rVert_2`), and its
+:math:`\gamma` form :math:`B_\gamma` come from
+:func:`gradflow.symbolic.bounds.chain_bound`; here they are lowered to arrays
+(norms of parameters and of the simulated gates) and multiplied along the
+chain, in log space: :math:`\log\lVert\partial s^{(a)}/\partial s^{(a-k)}\rVert_2
+\le \sum_{a-k<t\le a}\log B_t \le k \log B_\gamma`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from gradflow.cells.cell import Cell
+from gradflow.errors import GradflowError
+from gradflow.numeric.chain import ChainResult, jacobian_chain
+from gradflow.numeric.lower import Emitter
+from gradflow.numeric.scalar import ScalarPrinter
+from gradflow.numeric.simulate import Problem, prepare, run_forward
+from gradflow.symbolic.bounds import chain_bound
+from gradflow.symbolic.jacobian import Diag
+from gradflow.symbolic.nodes import Norm
+
+__all__ = ["BoundComparison", "Regime", "bound_vs_measured", "regime"]
+
+
+def _lower_bound(problem: Problem, expr: sp.Expr) -> tuple[Any, frozenset[tuple[str, int]]]:
+    """A kernel ``f(xp, P, R, dtype)`` of a scalar bound expression, and the signals it reads."""
+    cell = problem.cell
+    emitter = Emitter(set(cell.params))
+    names: dict[sp.Basic, str] = {}
+    replaced: dict[sp.Basic, sp.Symbol] = {}
+    for k, norm in enumerate(sorted(expr.atoms(Norm), key=sp.default_sort_key)):
+        replaced[norm] = sp.Symbol(f"norm{k}", nonnegative=True)
+        names[replaced[norm]] = emitter.assign(_norm_code(emitter, norm))
+    expr = expr.xreplace(replaced)
+    for symbol in expr.free_symbols:
+        if symbol.name in cell.params:
+            names[symbol] = f"P[{symbol.name!r}]"
+    unknown = expr.free_symbols - set(names)
+    if unknown:
+        raise GradflowError(f"cannot evaluate the bound {expr}: unknown symbols {unknown}")
+    code = ScalarPrinter(names).print(expr)
+    _, function = emitter.function("bound", "xp, P, R, dtype", code)
+    return function, frozenset(emitter.reads)
+
+
+def _norm_code(emitter: Emitter, norm: Norm) -> str:
+    arg, p = norm.arg, norm.p
+    if isinstance(arg, Diag) and p == 2:
+        return f"xp.max(xp.abs({emitter.vector(arg.vector)}), axis=-1)"
+    if isinstance(arg, sp.Identity):
+        return "1.0"
+    if p == sp.oo and arg.shape[1] == 1:
+        return f"xp.max(xp.abs({emitter.vector(arg)}), axis=-1)"
+    if isinstance(arg, sp.MatrixSymbol) and p == 2:
+        return f"xp.linalg.matrix_norm(P[{arg.name!r}], ord=2)"
+    raise GradflowError(f"cannot evaluate the norm {norm} numerically")
+
+
+@dataclass
+class BoundComparison:
+    r"""The bound beside the actual norms of :math:`D_k = \partial s^{(a)}/\partial s^{(a-k)}`.
+
+    Attributes
+    ----------
+    lags : array (K,)
+    log_actual : array (K, B)
+        :math:`\log\lVert D_k\rVert_2`.
+    log_bound : array (K, B)
+        :math:`\sum \log B_t`: the bound with the actual :math:`\lVert\operatorname{diag}\sigma'\rVert`.
+    log_bound_gamma : array (K, B)
+        :math:`\sum \log B_\gamma` (:math:`k\log\gamma\lVert W_h\rVert` for Elman).
+    step, step_gamma : sympy expressions
+        The symbolic :math:`B_t` and :math:`B_\gamma` that were evaluated.
+    """
+
+    lags: Any
+    log_actual: Any
+    log_bound: Any
+    log_bound_gamma: Any
+    step: sp.Expr
+    step_gamma: sp.Expr
+
+    @property
+    def slack(self) -> Any:
+        """``log_bound - log_actual`` (natural log): how loose the bound is, per lag."""
+        return self.log_bound - self.log_actual
+
+    @property
+    def holds(self) -> bool:
+        """Whether actual <= bound <= gamma bound at every lag (to 1e-9 relative)."""
+        xp = _xp(self.log_actual)
+        tight = bool(xp.all(self.log_actual <= self.log_bound + 1e-9))
+        return tight and bool(xp.all(self.log_bound <= self.log_bound_gamma + 1e-9))
+
+
+def _xp(array: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.array_namespace(array)
+
+
+def bound_vs_measured(
+    cell: Cell,
+    params: Mapping[str, Any],
+    inputs: Any,
+    initial: Mapping[str, Any] | None = None,
+    *,
+    chain: ChainResult | None = None,
+    backend: Any = None,
+    dtype: Any = None,
+) -> BoundComparison:
+    r"""Evaluate the symbolic chain bound along a simulation and put it beside the actual norms.
+
+    Raises
+    ------
+    GradflowError
+        For a cell without a chain bound (delays, mixed directions).
+
+    Examples
+    --------
+    >>> import numpy as np, gradflow as gf
+    >>> rng = np.random.default_rng(0)
+    >>> params = {"W_h": rng.normal(size=(3, 3)), "W_x": rng.normal(size=(3, 1)), "b": np.zeros(3)}
+    >>> comparison = bound_vs_measured(gf.cells.elman(), params, rng.normal(size=(20, 2, 1)))
+    >>> comparison.holds
+    True
+    """
+    problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
+    values = run_forward(problem)
+    bound = chain_bound(problem.cell, gamma_mode="value")
+    if chain is None:
+        chain = jacobian_chain(problem.cell, problem.params, _stacked(problem), initial, backend=problem.xp)
+    xp, T = problem.xp, problem.T
+    step_kernel, step_reads = _lower_bound(problem, bound.step)
+    gamma_kernel, gamma_reads = _lower_bound(problem, bound.step_gamma)
+    P, dtype_ = problem.params, problem.compiled.dtype
+    a = chain.anchor
+    backward = problem.cell.states and next(iter(chain.states)) in problem.cell.backward
+    logs_step, logs_gamma = [xp.zeros((problem.B,), dtype=dtype_)], [xp.zeros((problem.B,), dtype=dtype_)]
+    for k in range(1, int(chain.lags.shape[0])):
+        step = a + k - 1 if backward else a - k + 1
+        b = step_kernel(xp, P, values.reads(step_reads, step), dtype_)
+        g = gamma_kernel(xp, P, values.reads(gamma_reads, step), dtype_)
+        logs_step.append(logs_step[-1] + xp.log(xp.broadcast_to(xp.asarray(b, dtype=dtype_), (problem.B,))))
+        logs_gamma.append(logs_gamma[-1] + xp.log(xp.broadcast_to(xp.asarray(g, dtype=dtype_), (problem.B,))))
+    del T
+    if chain.log_spectral is None:
+        raise GradflowError("the chain result has no spectral norms; compute it with spectral='power'")
+    return BoundComparison(
+        chain.lags,
+        chain.log_spectral,
+        xp.stack(logs_step),
+        xp.stack(logs_gamma),
+        bound.step,
+        bound.step_gamma,
+    )
+
+
+def _stacked(problem: Problem) -> dict[str, Any]:
+    xp = problem.xp
+    return {name: xp.stack(steps, axis=0) for name, steps in problem.inputs.items()}
+
+
+@dataclass
+class Regime:
+    r"""The fitted exponential rate of :math:`\lVert\partial s^{(a)}/\partial s^{(a-k)}\rVert_2` against the lag.
+
+    Attributes
+    ----------
+    rate : float
+        Least-squares slope of :math:`\log\lVert D_k\rVert_2` in :math:`k` (per step,
+        natural log), averaged over the batch.
+    standard_error : float
+        Its standard error from the fit's residuals.
+    predicted_rate : float
+        :math:`\log B_\gamma` averaged over the steps: the theory's upper bound on the rate
+        (Pascanu: :math:`\log\gamma\lVert W_h\rVert_2`); negative means vanishing is guaranteed.
+    label : {"vanishing", "neutral", "exploding"}
+    confidence : float
+        Normal-approximation probability that the label is right, given the fit.
+    consistent : bool
+        False when the measurement contradicts the bound (a rate above the predicted one).
+    """
+
+    rate: float
+    standard_error: float
+    predicted_rate: float
+    label: str
+    confidence: float
+    consistent: bool
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def regime(
+    cell: Cell,
+    params: Mapping[str, Any],
+    inputs: Any,
+    initial: Mapping[str, Any] | None = None,
+    *,
+    tolerance: float = 1e-3,
+    skip: int = 1,
+    backend: Any = None,
+    dtype: Any = None,
+) -> Regime:
+    r"""Classify a simulated cell as vanishing, neutral or exploding, and compare with the bound.
+
+    Parameters
+    ----------
+    tolerance : float
+        Rates within ``±tolerance`` per step count as neutral.
+    skip : int
+        Lags below ``skip`` are left out of the fit (the identity at lag 0).
+
+    Examples
+    --------
+    >>> import numpy as np, gradflow as gf
+    >>> params = {"W_h": 0.5 * np.eye(3), "W_x": np.ones((3, 1)), "b": np.zeros(3)}
+    >>> found = regime(gf.cells.elman(), params, np.zeros((50, 1, 1)))
+    >>> found.label, round(found.rate, 6) == round(float(np.log(0.5)), 6)
+    ('vanishing', True)
+    """
+    import numpy as np
+
+    from gradflow.numeric.backend import to_numpy
+
+    comparison = bound_vs_measured(cell, params, inputs, initial, backend=backend, dtype=dtype)
+    logs = to_numpy(comparison.log_actual)[skip:]
+    lags = to_numpy(comparison.lags)[skip:].astype(float)
+    if logs.shape[0] < 3:
+        raise GradflowError(
+            f"a regime needs at least {skip + 3} steps to fit a rate; got {logs.shape[0] + skip}"
+        )
+    finite = np.all(np.isfinite(logs), axis=1)
+    logs, lags = logs[finite], lags[finite]
+    centered = lags - lags.mean()
+    slopes = (centered @ (logs - logs.mean(axis=0))) / (centered @ centered)
+    residuals = logs - logs.mean(axis=0) - np.outer(centered, slopes)
+    dof = max(len(lags) - 2, 1)
+    errors = np.sqrt((residuals**2).sum(axis=0) / dof / (centered @ centered))
+    rate, error = float(slopes.mean()), float(np.sqrt((errors**2).mean()) / np.sqrt(len(slopes)))
+    gamma_logs = to_numpy(comparison.log_bound_gamma)
+    predicted = float((gamma_logs[-1] / max(gamma_logs.shape[0] - 1, 1)).mean())
+    spread = max(error, 1e-300)
+    if rate < -tolerance:
+        label, confidence = "vanishing", _phi((-tolerance - rate) / spread)
+    elif rate > tolerance:
+        label, confidence = "exploding", _phi((rate - tolerance) / spread)
+    else:
+        label, confidence = "neutral", _phi((tolerance - abs(rate)) / spread)
+    consistent = bool(rate <= predicted + 3 * error + 1e-12)
+    return Regime(rate, error, predicted, label, float(confidence), consistent)
