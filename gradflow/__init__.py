@@ -20,7 +20,15 @@ from gradflow.errors import (
     ShapeError,
 )
 from gradflow.graph import UnrolledGraph, unroll
-from gradflow.numeric import bound_vs_measured, bptt, jacobian_chain, lyapunov_spectrum, regime, simulate
+from gradflow.numeric import (
+    bound_vs_measured,
+    bptt,
+    from_torch,
+    jacobian_chain,
+    lyapunov_spectrum,
+    regime,
+    simulate,
+)
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
 
 __version__ = "0.1.0"
@@ -47,6 +55,7 @@ __all__ = [
     "cells",
     "derive",
     "export",
+    "from_torch",
     "gamma",
     "graph",
     "jacobian_chain",

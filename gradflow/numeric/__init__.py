@@ -12,6 +12,17 @@ from gradflow.numeric.backend import namespace
 from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, global_norm
 from gradflow.numeric.chain import ChainResult, jacobian_chain, lyapunov_spectrum
 from gradflow.numeric.compiled import CompiledCell, compile, schedule
+from gradflow.numeric.interop import (
+    UnsupportedModuleError,
+    final_states,
+    from_torch,
+    gradients_to_torch,
+    initial_from_torch,
+    output_to_torch,
+    sequence_from_torch,
+    states_to_torch,
+    upstream_from_torch,
+)
 from gradflow.numeric.simulate import Trajectory, simulate
 
 __all__ = [
@@ -21,16 +32,25 @@ __all__ = [
     "Gradients",
     "Regime",
     "Trajectory",
+    "UnsupportedModuleError",
     "bound_vs_measured",
     "bptt",
     "clip_by_norm",
     "clip_by_value",
     "compile",
+    "final_states",
+    "from_torch",
     "global_norm",
+    "gradients_to_torch",
+    "initial_from_torch",
     "jacobian_chain",
     "lyapunov_spectrum",
     "namespace",
+    "output_to_torch",
     "regime",
     "schedule",
+    "sequence_from_torch",
     "simulate",
+    "states_to_torch",
+    "upstream_from_torch",
 ]
