@@ -58,6 +58,7 @@ __all__ = [
     "from_torch",
     "gamma",
     "graph",
+    "init_params",
     "jacobian_chain",
     "lyapunov_spectrum",
     "numeric",

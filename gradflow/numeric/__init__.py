@@ -12,6 +12,7 @@ from gradflow.numeric.backend import namespace
 from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, global_norm
 from gradflow.numeric.chain import ChainResult, jacobian_chain, lyapunov_spectrum
 from gradflow.numeric.compiled import CompiledCell, compile, schedule
+from gradflow.numeric.init import SCHEMES, init_params, parameter_roles
 from gradflow.numeric.interop import (
     UnsupportedModuleError,
     final_states,
@@ -26,6 +27,7 @@ from gradflow.numeric.interop import (
 from gradflow.numeric.simulate import Trajectory, simulate
 
 __all__ = [
+    "SCHEMES",
     "BoundComparison",
     "ChainResult",
     "CompiledCell",
@@ -42,11 +44,13 @@ __all__ = [
     "from_torch",
     "global_norm",
     "gradients_to_torch",
+    "init_params",
     "initial_from_torch",
     "jacobian_chain",
     "lyapunov_spectrum",
     "namespace",
     "output_to_torch",
+    "parameter_roles",
     "regime",
     "schedule",
     "sequence_from_torch",

@@ -12,10 +12,14 @@ Strategies mean what they mean in :mod:`gradflow.symbolic.bptt` (d2l §9.7):
 * ``Truncated(tau)`` -- the adjoint at step :math:`t` collects the direct
   gradients of the loss steps :math:`t \le i \le t + \tau` only. Cotangents
   carry a *budget* axis (how many steps they may still travel), so one pass
-  computes it exactly; :math:`\tau \ge T` is the full gradient.
+  computes it exactly; :math:`\tau \ge T` is the full gradient (for a cell
+  that mixes directions, as a stack on a bidirectional layer, a path may run
+  back :math:`T-1` steps in one layer and forward :math:`T-1` in another:
+  there :math:`\tau \ge 2T-2` is).
 * ``Randomized(pi, seed)`` -- each step's Jacobian is multiplied by
   :math:`\xi_t` with :math:`P(\xi_t = 1/\pi) = \pi`, else 0, drawn
-  independently for every step and every sequence of the batch: an unbiased
+  independently for every step, every sequence of the batch and every sweep
+  of the schedule (the two directions of a bidirectional layer): an unbiased
   estimate of the full gradient (Tallec & Ollivier 2017).
 """
 
@@ -155,7 +159,10 @@ class _Reverse:
         if pi is None:
             raise GradflowError(f"Randomized(pi) needs a numeric pi for numbers, got {strategy.pi}")
         rng = np.random.default_rng(strategy.seed)
-        keep = rng.random((self.problem.T, self.problem.B)) < pi
+        sweeps = len(self.problem.compiled.program.sweeps)
+        # one draw per step and sequence for each sweep: a path that goes back through step t of one
+        # sweep and forward through step t of another must not meet the same xi twice (E[xi^2] != 1)
+        keep = rng.random((sweeps, self.problem.T, self.problem.B)) < pi
         weights = np.where(keep, 1.0 / pi, 0.0)
         return self.xp.asarray(weights[..., None], dtype=self.problem.compiled.dtype)
 
@@ -174,10 +181,10 @@ class _Reverse:
     def total(self, value: Any) -> Any:
         return self.xp.sum(value, axis=0) if self.budget else value
 
-    def travel(self, value: Any, lag: int, time: int) -> Any | None:
-        """A cotangent sent ``lag`` steps through time by the step at ``time``."""
+    def travel(self, value: Any, lag: int, time: int, sweep: int = 0) -> Any | None:
+        """A cotangent sent ``lag`` steps through time by the step at ``time`` of sweep ``sweep``."""
         if self.xi is not None:
-            return value * self.xi[time - 1]
+            return value * self.xi[sweep, time - 1, ...]
         if self.budget:
             steps = abs(lag)
             if steps >= self.budget:
@@ -192,7 +199,8 @@ class _Reverse:
         program = problem.compiled.program
         inputs, states, cell = problem.inputs, problem.cell.states, problem.cell
         xp, P, dtype = self.xp, problem.params, problem.compiled.dtype
-        for sweep in reversed(program.sweeps):
+        for index in reversed(range(len(program.sweeps))):
+            sweep = program.sweeps[index]
             times = range(problem.T, 0, -1) if sweep.direction > 0 else range(1, problem.T + 1)
             kernels = [(name, program.vjp(name, bool(self.budget))) for _, name in reversed(sweep.nodes)]
             for time in times:
@@ -209,13 +217,13 @@ class _Reverse:
                         if source in inputs:
                             self._accumulate(self.input_grads, (source, target), self.total(back))
                         elif source in states and not 1 <= target <= problem.T:
-                            moved = self.travel(back, lag, time)
+                            moved = self.travel(back, lag, time, index)
                             if moved is not None:
                                 self._accumulate(self.initial_grads, (source, target), self.total(moved))
                         elif lag == 0:
                             self.add((source, target), back)
                         else:
-                            moved = self.travel(back, lag, time)
+                            moved = self.travel(back, lag, time, index)
                             if moved is not None:
                                 self.add((source, target), moved)
                     for spec, value in zip(vjp.terms, terms, strict=True):
