@@ -44,7 +44,8 @@ def _zeros(xp: Any, size: int, dtype: Any) -> Any:
 def _sigmoid(xp: Any, u: Any) -> Any:
     r"""The logistic function without overflow: :math:`1/(1+e^{-|u|})` or :math:`e^{-|u|}/(1+e^{-|u|})`."""
     e = xp.exp(-xp.abs(u))
-    return xp.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    r = 1.0 / (1.0 + e)
+    return xp.where(u >= 0, r, e * r)
 
 
 def _special(xp: Any, name: str) -> Any:

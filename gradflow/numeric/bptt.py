@@ -209,7 +209,8 @@ class _Reverse:
                     if G is None:
                         continue
                     Gs = self.total(G)
-                    reads, terms = vjp.function(xp, P, self.values.reads(vjp.reads, time), G, Gs, dtype)
+                    F = self.values.saved[(name, time)]
+                    reads, terms = vjp.function(xp, P, self.values.reads(vjp.reads, time), F, G, Gs, dtype)
                     for (source, lag), back in zip(vjp.reads, reads, strict=True):
                         if back is None:
                             continue
@@ -240,8 +241,10 @@ class _Reverse:
             left, right = value
             if right is None:
                 right = self.values(spec.right[0], time + spec.right[1])
-            left = xp.broadcast_to(left, (B, left.shape[-1]))
-            right = xp.broadcast_to(right, (B, right.shape[-1]))
+            if tuple(left.shape) != (B, left.shape[-1]):
+                left = xp.broadcast_to(left, (B, left.shape[-1]))
+            if tuple(right.shape) != (B, right.shape[-1]):
+                right = xp.broadcast_to(right, (B, right.shape[-1]))
             lists = self.outer.setdefault(spec.param, [])
             lists.append(([left], [right]))
             return
@@ -256,30 +259,39 @@ class _Reverse:
     def parameter_gradients(self) -> dict[str, Any]:
         problem, xp = self.problem, self.xp
         grads: dict[str, Any] = {}
+        stacked: dict[tuple[int, ...], Any] = {}
         for name, value in problem.params.items():
             total = self.param_sums.get(name)
             pairs = self.outer.get(name, [])
             if pairs:
-                total = self._outer_sum(pairs) if total is None else total + self._outer_sum(pairs)
+                total = (
+                    self._outer_sum(pairs, stacked)
+                    if total is None
+                    else total + self._outer_sum(pairs, stacked)
+                )
             if total is None:
                 total = xp.zeros(value.shape, dtype=value.dtype)
             grads[name] = xp.reshape(total, value.shape)
         return grads
 
-    def _outer_sum(self, pairs: list[tuple[list[Any], list[Any]]]) -> Any:
-        r""":math:`\\sum \\ell r^\\top` over steps, grouped by the shape of the factors: one product per group."""
+    def _outer_sum(
+        self, pairs: list[tuple[list[Any], list[Any]]], stacked: dict[tuple[int, ...], Any]
+    ) -> Any:
+        r""":math:`\sum_t \ell_t r_t^\top = L^\top R` with the factors stacked over time and batch: one product.
+
+        ``stacked`` caches stacks by the identity of their pieces: the gates' shared factors
+        (:math:`h^{(t-1)}` for every :math:`W_g`) are stacked once.
+        """
         xp = self.xp
-        groups: dict[tuple[int, int], tuple[list[Any], list[Any]]] = {}
-        for lefts, rights in pairs:
-            key = (lefts[0].shape[-1], rights[0].shape[-1])
-            group = groups.setdefault(key, ([], []))
-            group[0].extend(lefts)
-            group[1].extend(rights)
-        total = None
-        for lefts, rights in groups.values():
-            product = xp.matmul(xp.concat(lefts, axis=0).T, xp.concat(rights, axis=0))
-            total = product if total is None else total + product
-        return total
+        lefts = [left for ls, _ in pairs for left in ls]
+        rights = [right for _, rs in pairs for right in rs]
+        factors = []
+        for pieces in (lefts, rights):
+            key = tuple(id(p) for p in pieces)
+            if key not in stacked:
+                stacked[key] = xp.concat(pieces, axis=0)
+            factors.append(stacked[key])
+        return xp.matmul(factors[0].T, factors[1])
 
 
 def bptt(
@@ -340,7 +352,7 @@ def bptt(
     """
     strategy = as_strategy(truncation)
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
-    values = run_forward(problem)
+    values = run_forward(problem, keep=True)
     reverse = _Reverse(problem, values, strategy)
     xp = problem.xp
     names = {name for _, name in problem.cell.order}

@@ -24,6 +24,7 @@ from typing import Any
 
 import networkx as nx
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Signal
@@ -189,7 +190,7 @@ class ParamTerm:
 class VJP:
     """A node's vector--Jacobian product kernel.
 
-    ``function(xp, P, R, G, Gs, dtype)`` returns ``(reads, terms)``: the
+    ``function(xp, P, R, F, G, Gs, dtype)`` (``F``: the forward kernel's saved values) returns ``(reads, terms)``: the
     pullbacks to each key of ``reads`` (``(name, lag)``, inputs included) and
     one value per :class:`ParamTerm` (an ``(left, right)`` pair for outer terms).
     """
@@ -206,7 +207,7 @@ class Program:
 
     cell: Cell
     sweeps: tuple[Sweep, ...]
-    forward: dict[str, tuple[frozenset[tuple[str, int]], Callable[..., Any], str]]
+    forward: dict[str, Forward]
     _vjps: dict[tuple[str, bool], VJP] = field(default_factory=dict)
     _jacobians: dict[tuple[str, str, int], tuple[Any, str, frozenset[tuple[str, int]]] | None] = field(
         default_factory=dict
@@ -216,7 +217,7 @@ class Program:
         """The VJP kernel of node ``name`` (``budget``: cotangents carry a truncation axis)."""
         key = (name, budget)
         if key not in self._vjps:
-            self._vjps[key] = _build_vjp(self.cell, name, budget)
+            self._vjps[key] = _build_vjp(self.cell, name, budget, self.forward[name].saved)
         return self._vjps[key]
 
     def jacobian(self, state: str, wrt: str, lag: int) -> tuple[Any, str, frozenset[tuple[str, int]]] | None:
@@ -231,23 +232,84 @@ def _lowering_error(cell: Cell, what: str, err: Exception) -> GradflowError:
     return NotDifferentiableError(f"cell {cell.name!r}: cannot compile {what}: {err}")
 
 
-def _build_forward(cell: Cell, node: Node) -> tuple[frozenset[tuple[str, int]], Callable[..., Any], str]:
-    emitter = Emitter(set(cell.params))
+@dataclass(frozen=True)
+class Forward:
+    """A node's forward kernel.
+
+    ``function(xp, P, R, H, dtype)`` returns ``(value, saved)``: the node's
+    value and the values of the subtrees in ``saved`` (kept for the VJP
+    kernel, so the backward pass recomputes nothing). ``H`` holds the values
+    at this step of the ``hoisted`` subtrees -- those that read only inputs
+    at time t and parameters (:math:`W_x x^{(t)}`) -- which ``static(xp, P, R, dtype)``
+    computes for every step at once before the time loop (``R`` then maps
+    each input read to its whole (T, B, m) sequence).
+    """
+
+    reads: frozenset[tuple[str, int]]
+    function: Callable[..., Any]
+    source: str
+    saved: tuple[sp.Basic, ...]
+    hoisted: tuple[sp.Basic, ...]
+    static: Callable[..., Any] | None
+    static_reads: frozenset[tuple[str, int]]
+
+
+def _is_static(node: sp.Basic) -> bool:
+    signals = node.atoms(Signal)
+    return bool(signals) and all(s.role == "input" and s.lag == 0 for s in signals)
+
+
+def _static_subtrees(expr: sp.Basic) -> list[sp.Basic]:
+    """Maximal subtrees reading only inputs at time t (and parameters) that hold a matrix product."""
+    found: list[sp.Basic] = []
+
+    def walk(node: sp.Basic) -> None:
+        if not isinstance(node, MatrixExpr) or isinstance(node, Signal):
+            return
+        if node.shape[1] == 1 and _is_static(node) and node.has(sp.MatMul):
+            if node not in found:
+                found.append(node)
+            return
+        for arg in node.args:
+            walk(arg)
+
+    walk(expr)
+    return found
+
+
+def _build_forward(cell: Cell, node: Node) -> Forward:
+    expr = cell.expression(*node)
+    hoisted = tuple(_static_subtrees(expr))
     try:
-        result = emitter.vector(cell.expression(*node))
-        source, function = emitter.function("forward", "xp, P, R, dtype", result)
+        static, static_reads = None, frozenset[tuple[str, int]]()
+        if hoisted:
+            before = Emitter(set(cell.params))
+            codes = [before.vector(h) for h in hoisted]
+            _, static = before.function("static", "xp, P, R, dtype", f"({', '.join(codes)},)")
+            static_reads = frozenset(before.reads)
+        emitter = Emitter(set(cell.params))
+        for k, subtree in enumerate(hoisted):
+            emitter.memo[("vector", subtree)] = f"H[{k}]"
+        result = emitter.vector(expr)
+        saved = tuple(key[1] for key in emitter.memo if key[0] == "vector")
+        kept = ", ".join(emitter.memo[("vector", s)] for s in saved)
+        source, function = emitter.function(
+            "forward", "xp, P, R, H, dtype", f"{result}, ({kept}{',' if saved else ''})"
+        )
     except NotDifferentiableError as err:
         raise _lowering_error(cell, f"the {node[0]} {node[1]}", err) from err
-    return frozenset(emitter.reads), function, source
+    return Forward(frozenset(emitter.reads), function, source, saved, hoisted, static, static_reads)
 
 
-def _build_vjp(cell: Cell, name: str, budget: bool) -> VJP:
+def _build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...]) -> VJP:
     kind = dict((n, k) for k, n in cell.order)[name]
     expr = cell.expression(kind, name)
     rows = expr.shape[0]
     g = sp.MatrixSymbol("__g", rows, 1)
     gs = sp.MatrixSymbol("__gs", rows, 1) if budget else g
     emitter = Emitter(set(cell.params), {g: "G", gs: "Gs"})
+    for k, subtree in enumerate(saved):  # forward values, read back instead of recomputed
+        emitter.memo[("vector", subtree)] = f"F[{k}]"
     signals = sorted(expr.atoms(Signal), key=lambda s: (s.name, int(s.lag)))
     try:
         read_codes = []
@@ -266,7 +328,7 @@ def _build_vjp(cell: Cell, name: str, budget: bool) -> VJP:
                 terms.append(spec)
                 term_codes.append(code)
         returned = f"({', '.join(read_codes)}{',' if read_codes else ''}), ({', '.join(term_codes)}{',' if term_codes else ''})"
-        source, function = emitter.function("vjp", "xp, P, R, G, Gs, dtype", returned)
+        source, function = emitter.function("vjp", "xp, P, R, F, G, Gs, dtype", returned)
     except NotDifferentiableError as err:
         raise _lowering_error(cell, f"the pullbacks of {kind} {name}", err) from err
     reads = tuple((s.name, int(s.lag)) for s in signals)
@@ -349,7 +411,7 @@ class CompiledCell:
     def source(self) -> str:
         """The Python source of every forward kernel, in evaluation order."""
         return "\n".join(
-            f"# {kind} {name}\n{self.program.forward[name][2]}" for kind, name in self.cell.order
+            f"# {kind} {name}\n{self.program.forward[name].source}" for kind, name in self.cell.order
         )
 
 

@@ -51,6 +51,7 @@ class Problem:
     initial: dict[str, list[Any]]
     T: int
     B: int
+    sequences: dict[str, Any]
 
     @property
     def cell(self) -> Cell:
@@ -158,9 +159,11 @@ def prepare(
             history[state] = [xp.broadcast_to(value, (B, n))] * depth
         else:
             allowed = f"({B}, {n}) or ({n},)" + (f" or ({depth}, {B}, {n})" if depth > 1 else "")
-            raise ShapeError(f"initial value of state {state!r} has shape {_shape(value)}; expected {allowed}")
+            raise ShapeError(
+                f"initial value of state {state!r} has shape {_shape(value)}; expected {allowed}"
+            )
     unbound = {name: [x[k, ...] for k in range(T)] for name, x in xs.items()}
-    return Problem(compiled, arrays, unbound, history, T, B)
+    return Problem(compiled, arrays, unbound, history, T, B, xs)
 
 
 class Values:
@@ -169,6 +172,7 @@ class Values:
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         self.computed: dict[tuple[str, int], Any] = {}
+        self.saved: dict[tuple[str, int], Any] = {}
         self.backward = problem.cell.backward
 
     def __call__(self, name: str, time: int) -> Any:
@@ -190,17 +194,27 @@ class Values:
         return {key: self(key[0], time + key[1]) for key in keys}
 
 
-def run_forward(problem: Problem) -> Values:
-    """Evaluate every node of every sweep at every time."""
+def run_forward(problem: Problem, keep: bool = False) -> Values:
+    """Evaluate every node of every sweep at every time (``keep``: also the values the VJPs reuse)."""
     values = Values(problem)
     program = problem.compiled.program
     xp, P, dtype = problem.xp, problem.params, problem.compiled.dtype
+    hoisted: dict[str, list[tuple[Any, ...]]] = {}
+    for name, forward in program.forward.items():
+        if forward.static is not None:  # products with the inputs, for every step at once
+            whole = {key: problem.sequences[key[0]] for key in forward.static_reads}
+            arrays = forward.static(xp, P, whole, dtype)
+            hoisted[name] = [tuple(a[k, ...] for a in arrays) for k in range(problem.T)]
     for sweep in program.sweeps:
         times = range(1, problem.T + 1) if sweep.direction > 0 else range(problem.T, 0, -1)
-        kernels = [(name, *program.forward[name][:2]) for _, name in sweep.nodes]
+        kernels = [(name, program.forward[name], hoisted.get(name)) for _, name in sweep.nodes]
         for time in times:
-            for name, reads, function in kernels:
-                values.computed[(name, time)] = function(xp, P, values.reads(reads, time), dtype)
+            for name, forward, steps in kernels:
+                H = steps[time - 1] if steps is not None else ()
+                value, saved = forward.function(xp, P, values.reads(forward.reads, time), H, dtype)
+                values.computed[(name, time)] = value
+                if keep:
+                    values.saved[(name, time)] = saved
     return values
 
 
@@ -215,34 +229,39 @@ class Trajectory(Mapping[str, Any]):
     """
 
     def __init__(self, problem: Problem, values: Values) -> None:
-        xp = problem.xp
         self.cell = problem.cell
         self.T, self.B = problem.T, problem.B
+        self._problem, self._values = problem, values
         self._arrays: dict[str, Any] = {}
-        times = range(1, problem.T + 1)
-        for kind, name in self.cell.order:
-            series = []
-            for time in times:
-                value = values(name, time)
-                series.append(xp.broadcast_to(value, (problem.B, value.shape[-1])))
-            if kind == "state":
-                start = values(name, problem.T + 1 if name in self.cell.backward else 0)
-                series = [*series, start] if name in self.cell.backward else [start, *series]
-            self._arrays[name] = xp.stack(series, axis=0)
+        self._kinds = {name: kind for kind, name in self.cell.order}
+
+    def _build(self, name: str) -> Any:
+        """Stack one signal over time (on first access: a BPTT caller may never look)."""
+        problem, values, xp = self._problem, self._values, self._problem.xp
+        series = []
+        for time in range(1, problem.T + 1):
+            value = values(name, time)
+            series.append(xp.broadcast_to(value, (problem.B, value.shape[-1])))
+        if self._kinds[name] == "state":
+            backward = name in self.cell.backward
+            start = values(name, problem.T + 1 if backward else 0)
+            series = [*series, start] if backward else [start, *series]
+        return xp.stack(series, axis=0)
 
     def __getitem__(self, name: str) -> Any:
-        try:
-            return self._arrays[name]
-        except KeyError:
-            raise KeyError(
-                f"{name!r} is not a signal of cell {self.cell.name!r}; it has {', '.join(self)}"
-            ) from None
+        if name not in self._arrays:
+            if name not in self._kinds:
+                raise KeyError(
+                    f"{name!r} is not a signal of cell {self.cell.name!r}; it has {', '.join(self)}"
+                )
+            self._arrays[name] = self._build(name)
+        return self._arrays[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._arrays)
+        return iter(self._kinds)
 
     def __len__(self) -> int:
-        return len(self._arrays)
+        return len(self._kinds)
 
     def at(self, name: str, time: int) -> Any:
         """The value of ``name`` at ``time`` (``0`` is a forward state's initial value), shape (B, size)."""
@@ -253,7 +272,7 @@ class Trajectory(Mapping[str, Any]):
         return array[index, ...]
 
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._arrays.items())
+        shapes = ", ".join(f"{k}: {tuple(self[k].shape)}" for k in self._kinds)
         return f"Trajectory({self.cell.name}, T={self.T}, B={self.B}; {shapes})"
 
 
