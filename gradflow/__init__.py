@@ -18,6 +18,7 @@ from gradflow.errors import (
     GraphError,
     NotDifferentiableError,
     ShapeError,
+    UnsupportedCellError,
 )
 from gradflow.graph import UnrolledGraph, unroll
 from gradflow.numeric import (
@@ -48,6 +49,7 @@ __all__ = [
     "ShapeError",
     "Truncated",
     "UnrolledGraph",
+    "UnsupportedCellError",
     "__version__",
     "as_activation",
     "bound_vs_measured",

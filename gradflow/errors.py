@@ -15,6 +15,7 @@ __all__ = [
     "GraphError",
     "NotDifferentiableError",
     "ShapeError",
+    "UnsupportedCellError",
 ]
 
 
@@ -58,6 +59,17 @@ class GraphError(GradflowError, ValueError):
 
 class NotDifferentiableError(GradflowError, ValueError):
     """sympy cannot differentiate an activation or an expression."""
+
+
+class UnsupportedCellError(GradflowError, ValueError):
+    """An analysis does not apply to this cell (a valid cell, but outside what the analysis covers).
+
+    For instance Hochreiter's unit-by-unit error flow of a gated or
+    multi-state cell, a path sum through a cell running backwards with
+    delays, or a single closed-form adjoint of a cell whose states run in
+    both directions of time. The message names the cell, says what the
+    analysis needs and, where there is one, what to use instead.
+    """
 
 
 class BackendUnavailableError(GradflowError, ImportError):

@@ -6,10 +6,17 @@ diag(relu'(HadamardProduct(u, h[t - 1]) + W_x*x[t] + b))*diag(u)
 """
 
 from gradflow.symbolic.bounds import ChainBound, chain_bound, norm_bound
-from gradflow.symbolic.bptt import adjoint, adjoint_recursion, chain, parameter_gradient, state_jacobian
+from gradflow.symbolic.bptt import (
+    adjoint,
+    adjoint_recursion,
+    chain,
+    direction_groups,
+    parameter_gradient,
+    state_jacobian,
+)
 from gradflow.symbolic.derivation import Derivation, Step, derive
 from gradflow.symbolic.explicit import explicit, explicit_step
-from gradflow.symbolic.gamma import Gamma, gamma, gamma_symbol
+from gradflow.symbolic.gamma import Gamma, gamma, gamma_of, gamma_symbol
 from gradflow.symbolic.jacobian import Diag, local_jacobian, step_jacobian, total_jacobians
 from gradflow.symbolic.strategies import Full, Randomized, Truncated
 from gradflow.symbolic.vjp import pullback, step_pullback
@@ -28,9 +35,11 @@ __all__ = [
     "chain",
     "chain_bound",
     "derive",
+    "direction_groups",
     "explicit",
     "explicit_step",
     "gamma",
+    "gamma_of",
     "gamma_symbol",
     "local_jacobian",
     "norm_bound",

@@ -10,8 +10,8 @@ and at points; and branch and bound, which proves :math:`|f| \le` bound on
 :math:`[-2^{100}, 2^{100}]` octave by octave outwards from 0, subdividing a
 box until the natural, monotone, mean-value or second-order Taylor enclosure
 settles it, and samples 8 points an octave where interval arithmetic loses
-the expression far out. Finding the supremum (sympy, mpmath critical points,
-limits at infinity) stays in :mod:`gradflow.symbolic.gamma`.
+the expression far out. Finding the supremum stays in :mod:`gradflow.symbolic.gamma`
+(sympy) and :mod:`gradflow.symbolic._sup_search` (mpmath critical points, limits at infinity).
 
 References
 ----------

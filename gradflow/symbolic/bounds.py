@@ -37,12 +37,11 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from gradflow.cells.activations import Activation
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Elementwise, Signal, t
-from gradflow.errors import GradflowError
+from gradflow.errors import GradflowError, UnsupportedCellError
 from gradflow.symbolic.bptt import _lags, state_jacobian
-from gradflow.symbolic.gamma import gamma
+from gradflow.symbolic.gamma import gamma, gamma_of  # gamma_of: re-exported
 from gradflow.symbolic.jacobian import Diag
 from gradflow.symbolic.nodes import Norm
 
@@ -55,12 +54,6 @@ _RANGES: dict[str, tuple[sp.Expr, sp.Expr]] = {
     "hard_tanh": (-sp.S.One, sp.S.One),
     "softsign": (-sp.S.One, sp.S.One),
 }
-
-
-def gamma_of(activation: Activation) -> sp.Symbol:
-    r"""The symbol :math:`\gamma_\sigma` standing for :math:`\sup|\sigma'|` in a bound."""
-    name = "gamma" if activation.name in ("tanh", "sigma") else f"gamma_{activation.name}"
-    return sp.Symbol(name, positive=True)
 
 
 def value_range(vector: sp.Basic, cell: Cell | None = None) -> tuple[sp.Expr, sp.Expr] | None:
@@ -228,8 +221,9 @@ def chain_bound(cell: Cell, upper: Any = None, lower: Any = None, gamma_mode: st
 
     Raises
     ------
-    GradflowError
-        For a cell with delays (bound each path instead) or mixed directions.
+    UnsupportedCellError
+        For a cell with delays (bound each path instead) or one whose states
+        run in both directions of time.
 
     Examples
     --------
@@ -238,8 +232,14 @@ def chain_bound(cell: Cell, upper: Any = None, lower: Any = None, gamma_mode: st
     >>> print(gf.export.to_text(b.chain_gamma), "|", b.vanishing)
     (gamma*‖W_h‖)**(i - j) | gamma*||W_h||_2 < 1
     """
+    if cell.backward and set(cell.backward) != set(cell.states):
+        raise UnsupportedCellError(
+            f"chain_bound: cell {cell.name!r} has states running forwards and backwards in time "
+            f"(backward: {', '.join(sorted(cell.backward))}); its chains are per direction "
+            "(gradflow.symbolic.chain(..., states=...)): bound each direction's separately"
+        )
     if _lags(cell) != (1,):
-        raise GradflowError(
+        raise UnsupportedCellError(
             f"cell {cell.name!r} reads its state at delays {_lags(cell)}: the chain is a sum over paths; "
             "bound each path's product (see gradflow.symbolic.bptt.PathSum)"
         )
