@@ -25,6 +25,7 @@ from gradflow.numeric import (
     bound_vs_measured,
     bptt,
     from_torch,
+    init_params,
     jacobian_chain,
     lyapunov_spectrum,
     regime,
