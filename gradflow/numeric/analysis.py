@@ -150,8 +150,10 @@ def bound_vs_measured(
         step = a + k - 1 if backward else a - k + 1
         b = step_kernel(xp, P, values.reads(step_reads, step), dtype_)
         g = gamma_kernel(xp, P, values.reads(gamma_reads, step), dtype_)
-        logs_step.append(logs_step[-1] + xp.log(xp.broadcast_to(xp.asarray(b, dtype=dtype_), (problem.B,))))
-        logs_gamma.append(logs_gamma[-1] + xp.log(xp.broadcast_to(xp.asarray(g, dtype=dtype_), (problem.B,))))
+        logs_step.append(logs_step[-1] + _log(xp, xp.broadcast_to(xp.asarray(b, dtype=dtype_), (problem.B,))))
+        logs_gamma.append(
+            logs_gamma[-1] + _log(xp, xp.broadcast_to(xp.asarray(g, dtype=dtype_), (problem.B,)))
+        )
     del T
     if chain.log_spectral is None:
         raise GradflowError("the chain result has no spectral norms; compute it with spectral='power'")
@@ -163,6 +165,12 @@ def bound_vs_measured(
         bound.step,
         bound.step_gamma,
     )
+
+
+def _log(xp: Any, values: Any) -> Any:
+    """Natural log with log 0 = -inf and no floating-point warning (a bound of 0: dead ReLU units)."""
+    positive = values > 0
+    return xp.where(positive, xp.log(xp.where(positive, values, xp.ones_like(values))), -math.inf)
 
 
 def _stacked(problem: Problem) -> dict[str, Any]:
