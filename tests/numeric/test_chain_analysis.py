@@ -69,7 +69,7 @@ def test_chain_of_a_backward_state_runs_forward_in_time() -> None:
         for name, shape in cell.with_sizes(n=n, m=1).params.items()
     }
     x = rng.normal(size=(T, 1, 1))
-    with pytest.raises(GradflowError, match="forwards .* and backwards"):
+    with pytest.raises(GradflowError, match=r"forwards .* and backwards"):
         gf.jacobian_chain(cell, params, x)
     chain = gf.jacobian_chain(cell, params, x, states=["bwd.h"], full=True)
     assert chain.anchor == 1 and [int(t) for t in chain.times] == [1, 2, 3, 4, 5, 6]
