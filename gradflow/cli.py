@@ -4,8 +4,12 @@ r"""The ``gradflow`` command.
 with every built-in cell's derivation (equations, structured step Jacobians,
 chain, Pascanu-style bound and conditions, BPTT adjoints and gradients), its
 unrolled graph (DOT and PNG), and the path counts of skip connections
-through time. ``gradflow derive CELL``, ``gradflow graph CELL`` and
-``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells.
+through time. ``gradflow derive CELL`` (as text, LaTeX, a
+standalone document, Markdown or PDF), ``gradflow graph CELL`` and
+``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells;
+``gradflow derivations`` regenerates the repository's ``derivations/`` folder
+(every report cell and the source documents' three classic arguments, as
+``.tex`` and ``.md``).
 
 A CELL is a built-in name, optionally called with literal arguments, and
 combinators nest: ``lstm``, ``"skip(delay=4)"``, ``"elman('relu')"``,
@@ -24,10 +28,19 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gradflow import cells
+from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
+from gradflow.export import (
+    compile_pdf,
+    derivation_to_document,
+    derivation_to_latex,
+    derivation_to_markdown,
+    write_derivations,
+)
 from gradflow.export.text import derivation_to_text
 from gradflow.graph import (
     count_paths,
@@ -169,11 +182,48 @@ def _cmd_cells(args: argparse.Namespace) -> int:
     return 0
 
 
+_PRINTERS: dict[str, Callable[..., str]] = {
+    "text": lambda d, **options: derivation_to_text(d),
+    "latex": derivation_to_latex,
+    "document": derivation_to_document,
+    "markdown": derivation_to_markdown,
+}
+
+
 def _cmd_derive(args: argparse.Namespace) -> int:
     cell = parse_cell(args.cell)
     if args.sizes:
         cell = cell.with_sizes(**_sizes(args.sizes))
-    print(describe(cell))
+    derivation = derive(cell)
+    options: dict[str, Any] = {}
+    if args.format != "text":
+        options = {"activation_derivative": args.activation_derivative, "bold_vectors": args.bold_vectors}
+    if args.output is None:
+        if args.format == "pdf":
+            raise UsageError("--format pdf needs -o FILE")
+        print(_PRINTERS[args.format](derivation, **options))
+        return 0
+    if Path(args.output).exists() and not args.force:
+        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    if args.format == "pdf":
+        compile_pdf(derivation, args.output, overwrite=args.force, **options)
+    else:
+        text = _PRINTERS[args.format](derivation, **options) + "\n"
+        atomic_write(
+            args.output, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), args.force, UsageError
+        )
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_derivations(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not out.is_dir():
+        if not out.parent.is_dir():
+            raise UsageError(f"cannot create {out}: its folder {out.parent} does not exist")
+        out.mkdir()
+    written = write_derivations(out, {spec: parse_cell(spec) for spec in REPORT_CELLS}, overwrite=args.force)
+    print(f"wrote {len(written)} files to {out}/")
     return 0
 
 
@@ -269,10 +319,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(run=_cmd_report)
     sub.add_parser("cells", help="list the built-in cells").set_defaults(run=_cmd_cells)
-    derive = sub.add_parser("derive", help="a cell's equations and step Jacobians")
+    derive = sub.add_parser("derive", help="a cell's whole derivation: text, LaTeX, Markdown or PDF")
     derive.add_argument("cell")
     derive.add_argument("--sizes", nargs="*", default=[], help="fix sizes, e.g. n=3 m=2")
+    derive.add_argument(
+        "--format",
+        choices=["text", "latex", "document", "markdown", "pdf"],
+        default="text",
+        help="text (default); latex: an align fragment; document: a standalone .tex; markdown; pdf (needs -o)",
+    )
+    derive.add_argument("-o", "--output", help="file to write (standard output without it)")
+    derive.add_argument("--force", action="store_true", help="overwrite the file")
+    derive.add_argument(
+        "--activation-derivative",
+        choices=["prime", "explicit"],
+        default="prime",
+        help="LaTeX: tanh'(u) (prime) or 1 - tanh^2(u) (explicit)",
+    )
+    derive.add_argument("--bold-vectors", action="store_true", help="LaTeX: bold vectors")
     derive.set_defaults(run=_cmd_derive)
+    derivations = sub.add_parser(
+        "derivations", help="regenerate the derivations/ folder (.tex and .md of every cell and classic)"
+    )
+    derivations.add_argument("--out", default="derivations", help="folder to write (default derivations)")
+    derivations.add_argument("--force", action="store_true", help="replace the files that exist")
+    derivations.set_defaults(run=_cmd_derivations)
     graph = sub.add_parser("graph", help="unroll a cell and export its graph")
     graph.add_argument("cell")
     graph.add_argument("-T", type=int, default=3)

@@ -12,19 +12,25 @@ import gradflow
 ROOT = Path(gradflow.__file__).parent
 
 #: What each layer may import from gradflow (besides itself and gradflow.errors).
+#: gradflow._io (the atomic file writer) is layer-neutral, like gradflow.errors: every layer may use it.
 ALLOWED = {
-    "cells": set(),
-    "graph": {"cells"},
-    "symbolic": {"cells", "graph"},
-    "export": {"cells", "graph", "symbolic"},
-    "numeric": {"cells", "symbolic"},
-    "plot": {"cells", "graph", "symbolic", "export", "numeric"},
-    "sweep": {"cells", "graph", "symbolic", "export", "numeric"},
-    "cli": {"cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
+    "_io": set(),
+    "cells": {"_io"},
+    "graph": {"_io", "cells"},
+    "symbolic": {"_io", "cells", "graph"},
+    "export": {"_io", "cells", "graph", "symbolic"},
+    "numeric": {"_io", "cells", "symbolic"},
+    "plot": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
+    "sweep": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
+    "cli": {"_io", "cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
 }
 
-#: The documented exceptions: evaluation of an edge's Jacobian is delegated upwards, lazily.
-EXCEPTIONS = {("graph/jacobian.py", "gradflow.symbolic.jacobian")}
+#: The documented exceptions, each delegated upwards lazily (inside a function):
+#: evaluation of an edge's Jacobian; a Derivation printing itself (to_latex, to_markdown, Jupyter).
+EXCEPTIONS = {
+    ("graph/jacobian.py", "gradflow.symbolic.jacobian"),
+    ("symbolic/derivation.py", "gradflow.export.document"),
+}
 
 #: Third-party modules a layer must never import.
 FORBIDDEN = {"symbolic": {"numpy", "cupy", "torch"}, "cells": {"numpy", "cupy", "torch"}}

@@ -16,7 +16,15 @@ from sympy.printing.str import StrPrinter
 from gradflow.cells.expr import Concat, Elementwise, Signal
 from gradflow.symbolic.jacobian import Diag
 
-__all__ = ["TextPrinter", "derivation_to_text", "to_text"]
+__all__ = ["TextPrinter", "derivation_to_text", "relation_to_text", "signed_sum", "to_text"]
+
+
+def signed_sum(pieces: list[str]) -> str:
+    """Printed terms joined in their order: ``a + b``, and ``a - b`` for a term printed ``-b``."""
+    text = pieces[0] if pieces else ""
+    for piece in pieces[1:]:
+        text += " - " + piece[1:] if piece.startswith("-") else " + " + piece
+    return text
 
 
 class TextPrinter(StrPrinter):  # type: ignore[misc]
@@ -61,16 +69,7 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         return sign + " ".join(parts)
 
     def _print_MatAdd(self, expr: sp.MatAdd) -> str:
-        text = ""
-        for i, term in enumerate(expr.args):
-            piece = self._print(term)
-            if i and piece.startswith("-"):
-                text += " - " + piece[1:]
-            elif i:
-                text += " + " + piece
-            else:
-                text = piece
-        return text
+        return signed_sum([self._print(term) for term in expr.args])
 
     def _print_HadamardProduct(self, expr: sp.HadamardProduct) -> str:
         return " ∘ ".join(

@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import sympy as sp
 
+from gradflow._io import atomic_write
 from gradflow.cells.cell import size_symbol
 from gradflow.errors import GraphError
 from gradflow.graph.drawing import draw
@@ -107,37 +107,6 @@ def _restore(flat: nx.DiGraph, origin: str) -> nx.DiGraph:
     return graph
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], object], overwrite: bool) -> Path:
-    """Write via a temporary file in the target folder, then move it into place."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise GraphError(f"cannot write {str(target)!r}: the folder {str(folder)!r} does not exist")
-    if target.exists() and not overwrite:
-        raise GraphError(f"{str(target)!r} already exists; pass overwrite=True to replace it")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for any new file
-    # (tempfile.mkstemp would leave the export readable by its owner only).
-    temporary = str(folder / f".{target.name}.{secrets.token_hex(8)}.tmp")
-    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        write(temporary)
-        if overwrite:
-            os.replace(temporary, target)
-        else:
-            try:
-                os.link(temporary, target)  # fails if the target appeared meanwhile
-            except FileExistsError:
-                raise GraphError(
-                    f"{str(target)!r} already exists; pass overwrite=True to replace it"
-                ) from None
-            except OSError:  # no hard links on this file system
-                os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return target
-
-
 def _quote(text: Any) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
@@ -211,8 +180,8 @@ def write_dot(ug: UnrolledGraph, path: str | os.PathLike[str], *, overwrite: boo
         If ``path`` exists and ``overwrite`` is False, or its folder does not exist.
     """
     text = to_dot(ug)
-    return _atomic_write(
-        path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"), overwrite
+    return atomic_write(
+        path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"), overwrite, GraphError
     )
 
 
@@ -256,7 +225,7 @@ def write_graphml(ug: UnrolledGraph, path: str | os.PathLike[str], *, overwrite:
     (n, m)
     """
     flat = _flat_graph(ug)
-    return _atomic_write(path, lambda temporary: nx.write_graphml(flat, temporary), overwrite)
+    return atomic_write(path, lambda temporary: nx.write_graphml(flat, temporary), overwrite, GraphError)
 
 
 def read_graphml(path: str | os.PathLike[str]) -> nx.DiGraph:
@@ -341,8 +310,8 @@ def write_node_link(ug: UnrolledGraph, path: str | os.PathLike[str], *, overwrit
         If ``path`` exists and ``overwrite`` is False, or its folder does not exist.
     """
     text = json.dumps(to_node_link(ug), indent=1)
-    return _atomic_write(
-        path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"), overwrite
+    return atomic_write(
+        path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"), overwrite, GraphError
     )
 
 
@@ -375,10 +344,11 @@ def write_png(
 
     ax = draw(ug)
     try:
-        return _atomic_write(
+        return atomic_write(
             path,
             lambda temporary: ax.figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight"),
             overwrite,
+            GraphError,
         )
     finally:
         plt.close(ax.figure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
@@ -97,6 +98,38 @@ class Derivation:
     def titled(self, title: str) -> list[Step]:
         """Every step with this title."""
         return [step for step in self.steps if step.title == title]
+
+    # Printing is the export layer's job; these delegate to it (imported here, lazily,
+    # because gradflow.export sits above gradflow.symbolic).
+
+    def to_latex(self, **options: Any) -> str:
+        r"""The derivation as a LaTeX ``align`` fragment: :func:`gradflow.export.derivation_to_latex`.
+
+        Examples
+        --------
+        >>> import gradflow as gf
+        >>> print(gf.derive(gf.cells.elman()).to_latex().splitlines()[3])
+        h^{(t)} &= \tanh\left(W_{h} h^{(t-1)} + W_{x} x^{(t)} + b\right) \\
+        """
+        from gradflow.export.document import derivation_to_latex
+
+        return derivation_to_latex(self, **options)
+
+    def to_markdown(self, **options: Any) -> str:
+        """The derivation as Markdown with ``$$`` blocks: :func:`gradflow.export.derivation_to_markdown`."""
+        from gradflow.export.document import derivation_to_markdown
+
+        return derivation_to_markdown(self, **options)
+
+    def _repr_latex_(self) -> str:
+        r"""Jupyter's LaTeX view (MathJax has no ``\intertext``: the prose goes in ``\text`` lines)."""
+        from gradflow.export.document import derivation_to_latex
+
+        return derivation_to_latex(self, prose="text")
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter's Markdown view."""
+        return self.to_markdown()
 
 
 def _definition(cell: Cell) -> list[Step]:

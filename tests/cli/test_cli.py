@@ -113,3 +113,49 @@ def test_console_script_entry_point():
     )
     assert result.returncode == 0, result.stderr
     assert "diag(relu'(u ∘ h^(t-1) + W_x x^(t) + b)) diag(u)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("latex", "h^{(t)} &= \\tanh\\left(W_{h} h^{(t-1)} + W_{x} x^{(t)} + b\\right) \\\\"),
+        ("document", "\\documentclass[11pt]{article}"),
+        ("markdown", "# Gradient flow through time in the elman cell"),
+    ],
+)
+def test_derive_formats_to_stdout(capsys, fmt, expected):
+    status, out, _ = run(capsys, "derive", "elman", "--format", fmt)
+    assert status == 0 and expected in out
+
+
+def test_derive_latex_options(capsys):
+    status, out, _ = run(
+        capsys, "derive", "gru", "--format", "latex", "--activation-derivative", "explicit", "--bold-vectors"
+    )
+    assert status == 0 and "1 - \\tanh^{2}" in out and "\\mathbf{h}^{(t-1)}" in out
+
+
+def test_derive_writes_files_and_refuses_to_overwrite(tmp_path, capsys):
+    path = tmp_path / "lstm.tex"
+    assert run(capsys, "derive", "lstm", "--format", "document", "-o", str(path))[0] == 0
+    before = path.read_bytes()
+    status, _, err = run(capsys, "derive", "gru", "--format", "document", "-o", str(path))
+    assert status == 2 and "exists; pass --force" in err and err.count("\n") == 1
+    assert path.read_bytes() == before
+    assert run(capsys, "derive", "gru", "--format", "markdown", "-o", str(path), "--force")[0] == 0
+    assert path.read_text(encoding="utf-8").startswith("# Gradient flow through time in the gru cell")
+    status, _, err = run(capsys, "derive", "elman", "--format", "pdf")
+    assert status == 2 and "needs -o" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["lstm.tex"]
+
+
+def test_derivations_command(tmp_path, capsys):
+    out = tmp_path / "derivations"
+    status, text, _ = run(capsys, "derivations", "--out", str(out))
+    assert status == 0 and "wrote 34 files" in text
+    assert (out / "seed002_hochreiter_lstm.tex").read_text(encoding="utf-8").startswith("\\documentclass")
+    status, _, err = run(capsys, "derivations", "--out", str(out))
+    assert status == 2 and "already exist" in err and "--force" in err
+    assert run(capsys, "derivations", "--out", str(out), "--force")[0] == 0
+    status, _, err = run(capsys, "derivations", "--out", str(tmp_path / "no" / "such"))
+    assert status == 2 and "does not exist" in err
