@@ -209,6 +209,36 @@ class ChainBound:
     exploding: sp.Basic
 
 
+class StepProduct(sp.Product):  # type: ignore[misc]
+    r"""A ``Product`` of step bounds that leaves piecewise activations inside their norms.
+
+    sympy's ``Product`` folds every ``Piecewise`` it finds up to the top; it
+    finds the one inside a piecewise activation's body (ReLU's derivative) and
+    pulls it out of the norm :math:`\lVert\operatorname{diag}(\mathrm{ReLU}'(\cdot))\rVert`
+    it belongs to. The norms are hidden from that fold and put back after.
+    """
+
+    def __new__(cls, function: Any, *symbols: Any, **assumptions: Any) -> Any:
+        """Build the product; see the class docstring."""
+        function = sp.sympify(function)
+        hidden = {n: sp.Dummy("norm") for n in function.atoms(Norm) if n.has(sp.Piecewise)}
+        product = super().__new__(cls, function.xreplace(hidden), *symbols, **assumptions)
+        if hidden and isinstance(product, cls):
+            shown = product._args[0].xreplace({v: k for k, v in hidden.items()})
+            product._args = (shown, *product._args[1:])
+        return product
+
+    def _sympystr(self, printer: Any) -> str:
+        return "Product(" + ", ".join(printer._print(a) for a in self.args) + ")"
+
+
+def _product(function: sp.Expr, limits: tuple[Any, Any, Any]) -> sp.Expr:
+    """``Product`` of step bounds; a :class:`StepProduct` when a norm holds a piecewise activation."""
+    if any(n.has(sp.Piecewise) for n in function.atoms(Norm)):
+        return StepProduct(function, limits)  # type: ignore[no-any-return]
+    return sp.Product(function, limits)
+
+
 def chain_bound(cell: Cell, upper: Any = None, lower: Any = None, gamma_mode: str = "symbol") -> ChainBound:
     r"""Pascanu-style bounds of the chain :math:`\partial s^{(i)}/\partial s^{(j)}` of a cell read one step back.
 
@@ -252,10 +282,10 @@ def chain_bound(cell: Cell, upper: Any = None, lower: Any = None, gamma_mode: st
     factors = sp.Mul.make_args(step)
     varying = sp.Mul(*(f for f in factors if f.has(t)))
     constant = sp.Mul(*(f for f in factors if not f.has(t)))
-    product = sp.Product(varying.xreplace({t: k}), (k, j + 1, i)) if varying != 1 else sp.S.One
+    product = _product(varying.xreplace({t: k}), (k, j + 1, i)) if varying != 1 else sp.S.One
     chain = constant ** (i - j) * product
     if step_gamma.has(t):
-        chain_gamma = sp.Product(step_gamma.xreplace({t: k}), (k, j + 1, i))
+        chain_gamma = _product(step_gamma.xreplace({t: k}), (k, j + 1, i))
     else:
         chain_gamma = step_gamma ** (i - j)
     return ChainBound(

@@ -146,3 +146,16 @@ def test_user_defined_gated_cell():
     assert len(derivation.titled("Parameter gradient")) == 4
     J = gf.symbolic.step_jacobian(cell, "h")
     assert "diag(g^(t))" in to_text(J)
+
+
+@pytest.mark.parametrize("activation", ["relu", "hard_tanh", "leaky_relu", "elu"])
+def test_chain_bound_keeps_piecewise_activations_inside_their_norms(activation):
+    """sympy's Product folds a Piecewise to the top; the one inside ReLU' must stay in its norm."""
+    cell = gf.cells.elman(activation)
+    products = chain_bound(cell).chain.atoms(sp.Product)
+    assert products and all(
+        not p.function.has(sp.Piecewise) or isinstance(p.function, Norm) for p in products
+    )
+    assert "Piecewise" not in str(chain_bound(cell).chain.as_ordered_factors()[-1].function.func)
+    expanded = chain_bound(cell, 3, 1).chain.doit()
+    assert len(expanded.atoms(Norm)) == 3  # two step norms and ||W_h||
