@@ -25,13 +25,13 @@ from collections.abc import Callable
 import sympy as sp
 
 from gradflow.cells.builtin import elman
-from gradflow.cells.expr import Signal, t
+from gradflow.cells.expr import Elementwise, Signal, t
 from gradflow.export.classics_lstm import hochreiter_cec
 from gradflow.symbolic.bounds import chain_bound
 from gradflow.symbolic.bptt import T, adjoint, adjoint_recursion, chain, parameter_gradient
 from gradflow.symbolic.derivation import CS224N, D2L, PASCANU, TALLEC, Derivation, Step, derive
 from gradflow.symbolic.gamma import gamma
-from gradflow.symbolic.jacobian import step_jacobian
+from gradflow.symbolic.jacobian import Diag, step_jacobian
 from gradflow.symbolic.nodes import Adjoint, Chain, MatSum, Norm, Partial
 from gradflow.symbolic.strategies import Full, Randomized, Truncated
 
@@ -195,7 +195,8 @@ def _d2l_linear() -> list[Step]:
     w_h = cell.parameter("W_h")
     n, q = cell.states["h"], sp.Symbol("q", integer=True, positive=True)
     w_q = sp.MatrixSymbol("W_q", q, n)
-    step = step_jacobian(cell, "h")
+    update = cell.updates["h"]  # id(z): the chain rule's diag(id'(z)) W_h, before it is simplified
+    step = sp.MatMul(Diag(Elementwise(update.activation.derivative, update.arg)), w_h)
     output = Adjoint(Signal("o", q, i, "output"), total=False)
     powers = MatSum(sp.MatMul(sp.MatPow(sp.Transpose(w_h), i - t), sp.Transpose(w_q), output), (i, t, T))
     reindexed = MatSum(

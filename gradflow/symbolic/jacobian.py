@@ -163,6 +163,9 @@ def local_jacobian(expr: sp.Basic, wrt: sp.Basic) -> sp.Basic:
             du = d(node.arg)
             if _is_zero(du):
                 return zero
+            slope = node.activation.derivative.expression
+            if slope.is_number:  # a linear activation: diag(c) = c I (the identity: I)
+                return du if slope == 1 else _mul(slope, du)
             return _mul(Diag(Elementwise(node.activation.derivative, node.arg)), du)
         if isinstance(node, Concat):
             return sp.BlockMatrix([[d(part)] for part in node.parts])

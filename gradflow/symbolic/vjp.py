@@ -106,7 +106,11 @@ def pullback(expr: sp.Basic, wrt: sp.Basic, cotangent: sp.Basic) -> sp.Basic:
                     others = [*node.args[:i], *node.args[i + 1 :]]
                     pull(factor, sp.HadamardProduct(*others, g))
         elif isinstance(node, Elementwise):
-            pull(node.arg, sp.HadamardProduct(Elementwise(node.activation.derivative, node.arg), g))
+            slope = node.activation.derivative.expression
+            if slope.is_number:  # a linear activation: c g (the identity: g)
+                pull(node.arg, g if slope == 1 else sp.MatMul(slope, g))
+            else:
+                pull(node.arg, sp.HadamardProduct(Elementwise(node.activation.derivative, node.arg), g))
         elif isinstance(node, Concat):
             offset: sp.Expr = sp.S.Zero
             for part in node.parts:

@@ -159,3 +159,14 @@ def test_chain_bound_keeps_piecewise_activations_inside_their_norms(activation):
     assert "Piecewise" not in str(chain_bound(cell).chain.as_ordered_factors()[-1].function.func)
     expanded = chain_bound(cell, 3, 1).chain.doit()
     assert len(expanded.atoms(Norm)) == 3  # two step norms and ||W_h||
+
+
+def test_a_linear_activation_drops_its_diag():
+    """diag(id'(z)) = I: the identity's step Jacobian is W_h itself, and its pullback passes g on."""
+    from gradflow.symbolic.jacobian import step_jacobian
+    from gradflow.symbolic.vjp import pullback
+
+    cell = gf.cells.elman("identity")
+    assert step_jacobian(cell, "h") == cell.parameter("W_h")
+    g = sp.MatrixSymbol("g", *cell.updates["h"].shape)
+    assert pullback(cell.updates["h"], cell.parameter("b"), g) == g
