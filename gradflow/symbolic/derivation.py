@@ -214,7 +214,7 @@ def _chain_and_bounds(cell: Cell) -> list[Step]:
         Step(
             "Bound",
             sp.Le(norm, bound.chain_gamma, evaluate=False),
-            "With gamma = sup|sigma'| bounding every derivative factor.",
+            "With γ = sup|σ′| bounding every derivative factor.",
             PASCANU,
         ),
         Step(
@@ -255,14 +255,14 @@ def _adjoints(cell: Cell) -> list[Step]:
         Step(
             "Adjoint (truncated)",
             sp.Eq(Adjoint(state, variant="truncated"), adjoint(cell, Truncated(tau)), evaluate=False),
-            "Regular truncation: only chains of at most tau step Jacobians.",
+            "Regular truncation: only chains of at most τ step Jacobians.",
             D2L,
         ),
         Step(
             "Adjoint (randomized)",
             sp.Eq(Adjoint(state, variant="randomized"), adjoint(cell, Randomized()), evaluate=False),
-            "Randomized truncation: each step Jacobian weighted by an independent xi_k with "
-            "P(xi_k = 1/pi) = pi and P(xi_k = 0) = 1 - pi.",
+            "Randomized truncation: each step Jacobian weighted by an independent ξₖ with "
+            "P(ξₖ = 1/π) = π and P(ξₖ = 0) = 1 − π.",
             TALLEC,
         ),
         Step(
@@ -276,7 +276,7 @@ def _adjoints(cell: Cell) -> list[Step]:
                 ),
                 evaluate=False,
             ),
-            "E[xi_k] = 1 and the xi_k are independent, so every product of them has expectation 1: "
+            "E[ξₖ] = 1 and the ξₖ are independent, so every product of them has expectation 1: "
             "the randomized adjoint is an unbiased estimate of the full one.",
             TALLEC,
         ),
