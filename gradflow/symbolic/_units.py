@@ -110,6 +110,9 @@ def _units(cell: Cell, caller: str) -> _Units:
     why = ""
     if not isinstance(update, Elementwise):
         why = f"its update {state} = {update} is not an activation of a net input"
+    elif update.activation.derivative.expression == 1 and _is_weight_matrix(jacobian, cell):
+        # a linear unit: the symbolic layer drops diag(id'(net)) = I; Hochreiter keeps f' = 1 in view
+        return _Units(cell, state, Elementwise(update.activation.derivative, update.arg), jacobian)
     elif not (isinstance(jacobian, sp.MatMul) and len(jacobian.args) == 2):
         why = f"its step Jacobian is {jacobian}, not diag(f'(net)) W"
     else:
