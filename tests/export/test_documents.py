@@ -56,7 +56,10 @@ def test_align_fragment_one_numbered_line_per_step():
     assert tex.count(r"\intertext{") == len(d) - 1  # the first step's prose stands before the environment
     rows = [line for line in tex.splitlines() if "&" in line and not line.startswith("&\\quad")]
     assert len(rows) == len(d)
-    assert r"\textbf{Bound.} With \ensuremath{\gamma} = sup\textbar{}\ensuremath{\sigma}\ensuremath{'}\textbar{}" in tex
+    assert (
+        r"\textbf{Bound.} With \ensuremath{\gamma} = sup\textbar{}\ensuremath{\sigma}\ensuremath{'}\textbar{}"
+        in tex
+    )
     assert r"\emph{(R. Pascanu, T. Mikolov, Y. Bengio" in tex
     assert d.to_latex() == tex
 
