@@ -20,7 +20,7 @@ import sympy as sp
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
-from gradflow.numeric.chain import ChainResult, jacobian_chain
+from gradflow.numeric.chain import ChainResult, chain_of
 from gradflow.numeric.lower import Emitter
 from gradflow.numeric.scalar import ScalarPrinter
 from gradflow.numeric.simulate import Problem, prepare, run_forward
@@ -138,13 +138,13 @@ def bound_vs_measured(
     values = run_forward(problem)
     bound = chain_bound(problem.cell, gamma_mode="value")
     if chain is None:
-        chain = jacobian_chain(problem.cell, problem.params, _stacked(problem), initial, backend=problem.xp)
-    xp, T = problem.xp, problem.T
+        chain = chain_of(problem, values)
+    xp = problem.xp
     step_kernel, step_reads = _lower_bound(problem, bound.step)
     gamma_kernel, gamma_reads = _lower_bound(problem, bound.step_gamma)
     P, dtype_ = problem.params, problem.compiled.dtype
     a = chain.anchor
-    backward = problem.cell.states and next(iter(chain.states)) in problem.cell.backward
+    backward = chain.states[0] in problem.cell.backward
     logs_step, logs_gamma = [xp.zeros((problem.B,), dtype=dtype_)], [xp.zeros((problem.B,), dtype=dtype_)]
     for k in range(1, int(chain.lags.shape[0])):
         step = a + k - 1 if backward else a - k + 1
@@ -154,7 +154,6 @@ def bound_vs_measured(
         logs_gamma.append(
             logs_gamma[-1] + _log(xp, xp.broadcast_to(xp.asarray(g, dtype=dtype_), (problem.B,)))
         )
-    del T
     if chain.log_spectral is None:
         raise GradflowError("the chain result has no spectral norms; compute it with spectral='power'")
     return BoundComparison(
@@ -171,11 +170,6 @@ def _log(xp: Any, values: Any) -> Any:
     """Natural log with log 0 = -inf and no floating-point warning (a bound of 0: dead ReLU units)."""
     positive = values > 0
     return xp.where(positive, xp.log(xp.where(positive, values, xp.ones_like(values))), -math.inf)
-
-
-def _stacked(problem: Problem) -> dict[str, Any]:
-    xp = problem.xp
-    return {name: xp.stack(steps, axis=0) for name, steps in problem.inputs.items()}
 
 
 @dataclass

@@ -197,7 +197,7 @@ class _Reverse:
     def run(self) -> None:
         problem = self.problem
         program = problem.compiled.program
-        inputs, states, cell = problem.inputs, problem.cell.states, problem.cell
+        inputs, states = problem.inputs, problem.cell.states
         xp, P, dtype = self.xp, problem.params, problem.compiled.dtype
         for index in reversed(range(len(program.sweeps))):
             sweep = program.sweeps[index]
@@ -229,7 +229,6 @@ class _Reverse:
                                 self.add((source, target), moved)
                     for spec, value in zip(vjp.terms, terms, strict=True):
                         self._param(spec, value, time)
-        del cell
 
     def _accumulate(self, store: dict[tuple[str, int], Any], key: tuple[str, int], value: Any) -> None:
         found = store.get(key)

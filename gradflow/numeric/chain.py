@@ -268,7 +268,32 @@ def jacobian_chain(
     [0.0, 1.0, 2.0, 3.0]
     """
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
-    values = run_forward(problem)
+    return chain_of(
+        problem,
+        run_forward(problem),
+        anchor=anchor,
+        states=states,
+        spectral=spectral,
+        singular_values=singular_values,
+        full=full,
+        tol=tol,
+        max_iter=max_iter,
+    )
+
+
+def chain_of(
+    problem: Problem,
+    values: Values,
+    *,
+    anchor: int | None = None,
+    states: Sequence[str] | None = None,
+    spectral: str | None = "power",
+    singular_values: bool = False,
+    full: bool = False,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+) -> ChainResult:
+    """:func:`jacobian_chain` of a problem already simulated (``values``): no second forward pass."""
     chosen = _select(problem.cell, states)
     stepper = _Stepper(problem, values, chosen)
     xp, T, B, N = problem.xp, problem.T, problem.B, stepper.N

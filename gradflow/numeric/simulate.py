@@ -64,6 +64,17 @@ class Problem:
         return self.compiled.xp
 
 
+def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:
+    """``value`` as an array of ``dtype``; a NaN or infinity in it is an error, not a silent NaN later."""
+    try:
+        array = xp.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise ShapeError(f"{what} is not an array of numbers ({err})") from err
+    if not bool(xp.all(xp.isfinite(array))):
+        raise ShapeError(f"{what} holds NaN or infinite entries; gradflow needs finite numbers")
+    return array
+
+
 def _history(cell: Cell, state: str) -> int:
     return max(cell.delays(state), default=1)
 
@@ -109,8 +120,8 @@ def prepare(
         inputs = {next(iter(cell.inputs)): inputs}
     if set(inputs) != set(cell.inputs):
         raise ShapeError(f"cell {cell.name!r} has inputs {', '.join(cell.inputs)}; got {', '.join(inputs)}")
-    arrays = {name: xp.asarray(value, dtype=real) for name, value in params.items()}
-    xs = {name: xp.asarray(value, dtype=real) for name, value in inputs.items()}
+    arrays = {name: _finite(xp, value, real, f"parameter {name!r}") for name, value in params.items()}
+    xs = {name: _finite(xp, value, real, f"input {name!r}") for name, value in inputs.items()}
     for name, x in xs.items():
         if x.ndim != 3:
             raise ShapeError(f"input {name!r} must be laid out (T, B, size); got shape {_shape(x)}")
@@ -152,7 +163,7 @@ def prepare(
         if value is None:
             history[state] = [xp.zeros((B, n), dtype=real)] * depth
             continue
-        value = xp.asarray(value, dtype=real)
+        value = _finite(xp, value, real, f"initial value of state {state!r}")
         if value.ndim == 3 and value.shape[0] == depth and tuple(value.shape[1:]) == (B, n):
             history[state] = [value[depth - 1 - k, ...] for k in range(depth)]
         elif tuple(value.shape) in ((B, n), (n,)):

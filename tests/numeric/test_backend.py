@@ -90,3 +90,20 @@ def test_cupy_equals_numpy(name: str) -> None:  # pragma: no cover - runs where 
     chain_cpu = gf.jacobian_chain(cell, params, x)
     chain_gpu = gf.jacobian_chain(cell, params, x, backend="cupy")
     np.testing.assert_allclose(to_numpy(chain_gpu.log_spectral), to_numpy(chain_cpu.log_spectral), rtol=1e-10)
+
+
+@pytest.mark.parametrize("where", ["param", "input", "initial", "text"])
+def test_non_finite_or_non_numeric_arrays_are_refused(where: str) -> None:
+    cell = gf.cells.elman()
+    params = gf.init_params(cell, sizes={"n": 2, "m": 1}, seed=0)
+    x, initial = np.ones((3, 1, 1)), {"h": np.zeros((1, 2))}
+    if where == "param":
+        params["W_h"] = np.full((2, 2), np.nan)
+    elif where == "input":
+        x[1, 0, 0] = np.inf
+    elif where == "initial":
+        initial["h"][0, 1] = np.nan
+    else:
+        params["b"] = ["a", "b"]
+    with pytest.raises(GradflowError, match=r"NaN or infinite|not an array of numbers"):
+        gf.simulate(cell, params, x, initial)

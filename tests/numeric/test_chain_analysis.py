@@ -169,7 +169,6 @@ def test_lyapunov_spectrum_refuses_delays() -> None:
 
 
 def test_chain_on_array_api_strict_equals_numpy() -> None:
-    params = elman_params(4, 1.1, seed=7)
     x = np.random.default_rng(7).normal(size=(12, 2, 1))
     ours = gf.jacobian_chain(
         gf.cells.lstm(), gf.init_params(gf.cells.lstm(), sizes={"n": 3, "m": 1}, seed=1), x
@@ -181,7 +180,6 @@ def test_chain_on_array_api_strict_equals_numpy() -> None:
         backend="array_api_strict",
     )
     np.testing.assert_allclose(to_numpy(strict.log_spectral), to_numpy(ours.log_spectral), rtol=1e-12)
-    del params
 
 
 def test_chain_rejects_bad_requests() -> None:
