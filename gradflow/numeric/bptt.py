@@ -12,20 +12,26 @@ Strategies mean what they mean in :mod:`gradflow.symbolic.bptt` (d2l §9.7):
 * ``Truncated(tau)`` -- the adjoint at step :math:`t` collects the direct
   gradients of the loss steps :math:`t \le i \le t + \tau` only. Cotangents
   carry a *budget* axis (how many steps they may still travel), so one pass
-  computes it exactly; :math:`\tau \ge T` is the full gradient (for a cell
-  that mixes directions, as a stack on a bidirectional layer, a path may run
-  back :math:`T-1` steps in one layer and forward :math:`T-1` in another:
-  there :math:`\tau \ge 2T-2` is).
+  computes it exactly; :math:`\tau \ge T` is the full gradient. For a cell
+  that runs both ways (a bidirectional layer, a stack over one) the count is
+  per *direction group*, as in the symbolic layer: a path may take at most
+  :math:`\tau` steps among the forward states and at most :math:`\tau` among
+  the backward ones; what one group sends the other within a step is that
+  group's truncated adjoint, and it starts the other group's count afresh
+  (as when each direction runs its own truncated backpropagation).
 * ``Randomized(pi, seed)`` -- each step's Jacobian is multiplied by
   :math:`\xi_t` with :math:`P(\xi_t = 1/\pi) = \pi`, else 0, drawn
-  independently for every step, every sequence of the batch and every sweep
-  of the schedule (the two directions of a bidirectional layer): an unbiased
-  estimate of the full gradient (Tallec & Ollivier 2017).
+  independently for every step and every sequence of the batch: one draw
+  :math:`\xi_t` for the forward group's step :math:`t` and, for a cell running
+  both ways, an independent :math:`\bar\xi_t` for the backward group's
+  (:data:`gradflow.symbolic.bptt.xi_backward`), so that a path through both
+  groups never meets the same draw twice: an unbiased estimate of the full
+  gradient (Tallec & Ollivier 2017).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from gradflow.cells.cell import Cell
@@ -35,6 +41,9 @@ from gradflow.symbolic.strategies import Randomized, Truncated, as_strategy
 
 __all__ = ["Gradients", "bptt", "clip_by_norm", "clip_by_value", "global_norm"]
 
+#: The tag of a cotangent that has not passed through a state yet (a direct gradient of the loss).
+FRESH = -1
+
 
 class Gradients(Mapping[str, Any]):
     r"""Gradients of the loss: a mapping parameter name -> array shaped like the parameter.
@@ -42,7 +51,8 @@ class Gradients(Mapping[str, Any]):
     Attributes
     ----------
     inputs : dict of str to array
-        :math:`\\partial L/\\partial x^{(t)}`, laid out like the inputs (T, B, m).
+        :math:`\\partial L/\\partial x^{(t)}`, laid out like the inputs (T, B, m); computed
+        on first access (a caller who wants only the weights' gradients never pays for it).
     initial : dict of str to array
         :math:`\\partial L/\\partial s^{(0)}` per state, (B, n) (or (d, B, n),
         oldest first, for a state read d > 1 steps back).
@@ -55,14 +65,25 @@ class Gradients(Mapping[str, Any]):
     """
 
     def __init__(
-        self, params: dict[str, Any], inputs: dict[str, Any], initial: dict[str, Any], trajectory: Trajectory
+        self,
+        params: dict[str, Any],
+        inputs: dict[str, Any] | Callable[[], dict[str, Any]],
+        initial: dict[str, Any],
+        trajectory: Trajectory,
     ) -> None:
         self._params = params
-        self.inputs = inputs
+        self._inputs = inputs
         self.initial = initial
         self.trajectory = trajectory
         self.norm = global_norm(params)
         self.clipped = False
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        r""":math:`\partial L/\partial x^{(t)}` per input, (T, B, m); formed on first access (one product per matrix)."""
+        if callable(self._inputs):
+            self._inputs = self._inputs()
+        return self._inputs
 
     def __getitem__(self, name: str) -> Any:
         return self._params[name]
@@ -144,12 +165,28 @@ class _Reverse:
     def __init__(self, problem: Problem, values: Values, strategy: Any) -> None:
         self.problem, self.values = problem, values
         self.xp = problem.xp
+        sweeps = problem.compiled.program.sweeps
+        #: the direction groups (+1 forward, -1 backward; an index into this list names one)
+        self.groups = sorted({sweep.direction for sweep in sweeps}, reverse=True)
+        self.sweep_group = [self.groups.index(sweep.direction) for sweep in sweeps]
         self.budget = strategy.tau + 1 if isinstance(strategy, Truncated) else 0
         self.xi = self._draw(strategy) if isinstance(strategy, Randomized) else None
-        self.pending: dict[tuple[str, int], Any] = {}
+        #: the direction group of each state; truncation of a cell running both ways counts per group, so a
+        #: cotangent is tagged with the group of the last state it came through (intermediates are crossed
+        #: within a step and may hold cotangents of both groups)
+        self.state_group = {
+            name: self.sweep_group[k]
+            for k, sweep in enumerate(sweeps)
+            for kind, name in sweep.nodes
+            if kind == "state"
+        }
+        self.tagged = bool(self.budget) and len(self.groups) > 1
+        self.pending: dict[tuple[str, int], dict[int, Any]] = {}
         self.param_sums: dict[str, Any] = {}
         self.outer: dict[str, list[tuple[list[Any], list[Any]]]] = {}
         self.input_grads: dict[tuple[str, int], Any] = {}
+        self.input_lefts: dict[tuple[str, str], dict[int, Any]] = {}  # (input, W) -> time -> ell
+        self.stacked_weights: dict[tuple[str, ...], Any] = {}
         self.initial_grads: dict[tuple[str, int], Any] = {}
 
     def _draw(self, strategy: Randomized) -> Any:
@@ -159,24 +196,41 @@ class _Reverse:
         if pi is None:
             raise GradflowError(f"Randomized(pi) needs a numeric pi for numbers, got {strategy.pi}")
         rng = np.random.default_rng(strategy.seed)
-        sweeps = len(self.problem.compiled.program.sweeps)
-        # one draw per step and sequence for each sweep: a path that goes back through step t of one
-        # sweep and forward through step t of another must not meet the same xi twice (E[xi^2] != 1)
-        keep = rng.random((sweeps, self.problem.T, self.problem.B)) < pi
+        # one draw per step and sequence for each direction group: a path that goes back through step t
+        # of one group and forward through step t of the other must not meet the same xi twice
+        keep = rng.random((len(self.groups), self.problem.T, self.problem.B)) < pi
         weights = np.where(keep, 1.0 / pi, 0.0)
         return self.xp.asarray(weights[..., None], dtype=self.problem.compiled.dtype)
 
-    def add(self, key: tuple[str, int], value: Any) -> None:
-        found = self.pending.get(key)
-        self.pending[key] = value if found is None else found + value
+    def add(self, key: tuple[str, int], value: Any, tag: int = FRESH) -> None:
+        """Add a cotangent to ``(name, time)``; ``tag``: the group of the last state on its paths."""
+        if not self.tagged:
+            tag = FRESH
+        elif key[0] in self.state_group:
+            tag = self.state_group[key[0]]
+        entries = self.pending.setdefault(key, {})
+        # an untagged cotangent has its whole budget: it may join any group's (a reset would not change it)
+        if tag == FRESH and entries:
+            tag = next(iter(entries))
+        elif tag != FRESH and FRESH in entries:
+            entries[tag] = entries.pop(FRESH) + entries[tag] if tag in entries else entries.pop(FRESH)
+        found = entries.get(tag)
+        entries[tag] = value if found is None else found + value
 
     def seed(self, name: str, time: int, value: Any) -> None:
         """The direct gradient of the loss at ``(name, time)``: it may still travel ``tau`` steps."""
-        if self.budget:
-            xp = self.xp
-            zeros = xp.zeros((self.budget - 1, *value.shape), dtype=value.dtype)
-            value = xp.concat([zeros, xp.expand_dims(value, axis=0)], axis=0)
-        self.add((name, time), value)
+        self.add((name, time), self._whole(value))
+
+    def fresh(self, value: Any) -> Any:
+        """A cotangent with its budget summed and given whole again: it enters the other direction group."""
+        return self._whole(self.total(value)) if self.budget else value
+
+    def _whole(self, value: Any) -> Any:
+        """A cotangent without a budget axis, given the whole budget (the last slot: ``tau`` steps left)."""
+        if not self.budget:
+            return value
+        zeros = self.xp.zeros((self.budget - 1, *value.shape), dtype=value.dtype)
+        return self.xp.concat([zeros, self.xp.expand_dims(value, axis=0)], axis=0)
 
     def total(self, value: Any) -> Any:
         return self.xp.sum(value, axis=0) if self.budget else value
@@ -184,7 +238,7 @@ class _Reverse:
     def travel(self, value: Any, lag: int, time: int, sweep: int = 0) -> Any | None:
         """A cotangent sent ``lag`` steps through time by the step at ``time`` of sweep ``sweep``."""
         if self.xi is not None:
-            return value * self.xi[sweep, time - 1, ...]
+            return value * self.xi[self.sweep_group[sweep], time - 1, ...]
         if self.budget:
             steps = abs(lag)
             if steps >= self.budget:
@@ -197,40 +251,100 @@ class _Reverse:
     def run(self) -> None:
         problem = self.problem
         program = problem.compiled.program
-        inputs, states = problem.inputs, problem.cell.states
-        xp, P, dtype = self.xp, problem.params, problem.compiled.dtype
         for index in reversed(range(len(program.sweeps))):
             sweep = program.sweeps[index]
             times = range(problem.T, 0, -1) if sweep.direction > 0 else range(1, problem.T + 1)
             kernels = [(name, program.vjp(name, bool(self.budget))) for _, name in reversed(sweep.nodes)]
             for time in times:
+                # W^T ell terms, formed at the step's end: (source, lag, tag) -> W -> ell
+                products: dict[tuple[str, int, int], dict[str, Any]] = {}
                 for name, vjp in kernels:
-                    G = self.pending.pop((name, time), None)
-                    if G is None:
-                        continue
-                    Gs = self.total(G)
-                    F = self.values.saved[(name, time)]
-                    reads, terms = vjp.function(xp, P, self.values.reads(vjp.reads, time), F, G, Gs, dtype)
-                    for (source, lag), back in zip(vjp.reads, reads, strict=True):
-                        if back is None:
-                            continue
-                        target = time + lag
-                        if source in inputs:
-                            self._accumulate(self.input_grads, (source, target), self.total(back))
-                        elif source in states and not 1 <= target <= problem.T:
-                            moved = self.travel(back, lag, time, index)
-                            if moved is not None:
-                                self._accumulate(self.initial_grads, (source, target), self.total(moved))
-                        elif lag == 0:
-                            self.add((source, target), back)
-                        else:
-                            moved = self.travel(back, lag, time, index)
-                            if moved is not None:
-                                self.add((source, target), moved)
-                    for spec, value in zip(vjp.terms, terms, strict=True):
-                        self._param(spec, value, time)
+                    for tag, G in self.pending.pop((name, time), {}).items():
+                        self._pull(name, vjp, time, index, tag, G, products)
+                for (source, lag, tag), lefts in products.items():
+                    self._send((source, lag), self._product(lefts), time, index, tag)
 
-    def _accumulate(self, store: dict[tuple[str, int], Any], key: tuple[str, int], value: Any) -> None:
+    def _pull(
+        self, name: str, vjp: Any, time: int, index: int, tag: int, G: Any, products: dict[Any, Any]
+    ) -> None:
+        """Run the VJP kernel of ``name`` at ``time`` on the cotangent ``G`` and pass the results on."""
+        problem, xp = self.problem, self.xp
+        tag = self.state_group.get(name, tag) if self.tagged else FRESH
+        Gs = self.total(G)
+        F = self.values.saved[(name, time)]
+        reads, terms, lefts = vjp.function(
+            xp, problem.params, self.values.reads(vjp.reads, time), F, G, Gs, problem.compiled.dtype
+        )
+        for key, back in zip(vjp.reads, reads, strict=True):
+            if back is not None:
+                self._send(key, back, time, index, tag)
+        for (k, param), left in zip(vjp.deferred, lefts, strict=True):
+            source, lag = vjp.reads[k]
+            if source in problem.inputs:
+                self._accumulate(
+                    self.input_lefts.setdefault((source, param), {}), time + lag, self.total(left)
+                )
+            else:
+                self._accumulate(products.setdefault((source, lag, tag), {}), param, left)
+        for spec, value in zip(vjp.terms, terms, strict=True):
+            self._param(spec, value, time)
+
+    def _send(self, key: tuple[str, int], back: Any, time: int, index: int, tag: int = FRESH) -> None:
+        """Pass the pullback ``back`` of the step at ``time`` of sweep ``index`` to the read ``key``."""
+        problem = self.problem
+        source, lag = key
+        target = time + lag
+        if source in problem.inputs:
+            self._accumulate(self.input_grads, (source, target), self.total(back))
+            return
+        if self.tagged and tag not in (FRESH, self.state_group.get(source, tag)):
+            back = self.fresh(back)  # it enters the other direction group: its count of steps starts again
+        moved = back if lag == 0 else self.travel(back, lag, time, index)
+        if moved is None:
+            return
+        if source in problem.cell.states and not 1 <= target <= problem.T:
+            self._accumulate(self.initial_grads, (source, target), self.total(moved))
+            return
+        self.add((source, target), moved, tag)
+
+    def _product(self, lefts: dict[str, Any]) -> Any:
+        r""":math:`\sum_W W^\top \ell_W` as one product :math:`[\ell_1, \ell_2, \ldots] [W_1; W_2; \ldots]`."""
+        xp, P = self.xp, self.problem.params
+        if len(lefts) == 1:
+            ((param, left),) = lefts.items()
+            return xp.matmul(left, P[param])
+        names = tuple(lefts)
+        stacked = self.stacked_weights.get(names)
+        if stacked is None:
+            stacked = self.stacked_weights[names] = xp.concat([P[name] for name in names], axis=0)
+        pieces = list(lefts.values())
+        batch = max(pieces, key=lambda p: p.ndim).shape[:-1]
+        pieces = [p if p.shape[:-1] == batch else xp.broadcast_to(p, (*batch, p.shape[-1])) for p in pieces]
+        return xp.matmul(xp.concat(pieces, axis=-1), stacked)
+
+    def input_gradient(self, name: str) -> Any:
+        r""":math:`\partial L/\partial x^{(t)}` for every step, (T, B, m): the direct terms, then :math:`L_W W` per matrix."""
+        problem, xp = self.problem, self.xp
+        dtype = problem.compiled.dtype
+        zero = xp.zeros(problem.inputs[name][0].shape, dtype=dtype)
+        series = [self.input_grads.get((name, time), zero) for time in range(1, problem.T + 1)]
+        total = xp.stack([xp.broadcast_to(s, zero.shape) for s in series], axis=0)
+        for (source, param), lefts in self.input_lefts.items():
+            if source != name:
+                continue
+            width = int(problem.params[param].shape[0])
+            empty = xp.zeros((problem.B, width), dtype=dtype)
+            stacked = xp.stack(
+                [
+                    xp.broadcast_to(lefts.get(time, empty), (problem.B, width))
+                    for time in range(1, problem.T + 1)
+                ],
+                axis=0,
+            )
+            total = total + xp.matmul(stacked, problem.params[param])
+        return total
+
+    def _accumulate(self, store: dict[Any, Any], key: Any, value: Any) -> None:
         found = store.get(key)
         store[key] = value if found is None else found + value
 
@@ -373,11 +487,7 @@ def bptt(
     reverse.run()
     grads = reverse.parameter_gradients()
     trajectory = Trajectory(problem, values)
-    input_grads = {}
-    for name, steps in problem.inputs.items():
-        zero = xp.zeros(steps[0].shape, dtype=problem.compiled.dtype)
-        series = [reverse.input_grads.get((name, time), zero) for time in range(1, problem.T + 1)]
-        input_grads[name] = xp.stack([xp.broadcast_to(s, zero.shape) for s in series], axis=0)
+    input_grads = lambda: {name: reverse.input_gradient(name) for name in problem.inputs}  # noqa: E731
     initial_grads = {}
     for state, history in problem.initial.items():
         backward = state in problem.cell.backward

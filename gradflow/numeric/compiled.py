@@ -188,17 +188,26 @@ class ParamTerm:
 
 @dataclass(frozen=True)
 class VJP:
-    """A node's vector--Jacobian product kernel.
+    r"""A node's vector--Jacobian product kernel.
 
-    ``function(xp, P, R, F, G, Gs, dtype)`` (``F``: the forward kernel's saved values) returns ``(reads, terms)``: the
-    pullbacks to each key of ``reads`` (``(name, lag)``, inputs included) and
-    one value per :class:`ParamTerm` (an ``(left, right)`` pair for outer terms).
+    ``function(xp, P, R, F, G, Gs, dtype)`` (``F``: the forward kernel's saved
+    values) returns ``(reads, terms, lefts)``: the pullbacks to each key of
+    ``reads`` (``(name, lag)``, inputs included; ``None`` for none), one value
+    per :class:`ParamTerm` (an ``(left, right)`` pair for outer terms), and one
+    vector :math:`\ell` per entry ``(k, W)`` of ``deferred``: a term
+    :math:`W^\top \ell` of the pullback to ``reads[k]`` that the caller forms
+    later, in one product with the other terms of the same target (the four
+    gates' :math:`\sum_g W_g^\top \ell_g` as one product
+    :math:`[W_f; W_i; W_o; W_c]^\top [\ell_f; \ell_i; \ell_o; \ell_c]`) or, for
+    an input, with every step's (:math:`L W` over all steps at once).
+    Only reads of an input, or of a node at another time, are deferred.
     """
 
     reads: tuple[tuple[str, int], ...]
     terms: tuple[ParamTerm, ...]
     function: Callable[..., Any]
     source: str
+    deferred: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -312,10 +321,21 @@ def _build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...])
         emitter.memo[("vector", subtree)] = f"F[{k}]"
     signals = sorted(expr.atoms(Signal), key=lambda s: (s.name, int(s.lag)))
     try:
-        read_codes = []
-        for signal in signals:
+        read_codes, deferred, left_codes = [], [], []
+        for k, signal in enumerate(signals):
             back = pullback(expr, signal, g)
-            read_codes.append("None" if isinstance(back, sp.ZeroMatrix) else emitter.vector(back))
+            if isinstance(back, sp.ZeroMatrix):
+                read_codes.append("None")
+                continue
+            now = []
+            for term in back.args if isinstance(back, sp.MatAdd) else (back,):
+                later = _transposed_product(cell, term) if signal.role == "input" or signal.lag != 0 else None
+                if later is None:
+                    now.append(term)
+                else:
+                    deferred.append((k, later[0]))
+                    left_codes.append(emitter.vector(later[1]))
+            read_codes.append(emitter.vector(now[0] if len(now) == 1 else sp.MatAdd(*now)) if now else "None")
         terms: list[ParamTerm] = []
         term_codes: list[str] = []
         for param in sorted(cell.params):
@@ -327,12 +347,32 @@ def _build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...])
                 spec, code = _param_term(emitter, param, symbol, term)
                 terms.append(spec)
                 term_codes.append(code)
-        returned = f"({', '.join(read_codes)}{',' if read_codes else ''}), ({', '.join(term_codes)}{',' if term_codes else ''})"
+        returned = ", ".join(
+            f"({', '.join(c)}{',' if c else ''})" for c in (read_codes, term_codes, left_codes)
+        )
         source, function = emitter.function("vjp", "xp, P, R, F, G, Gs, dtype", returned)
     except NotDifferentiableError as err:
         raise _lowering_error(cell, f"the pullbacks of {kind} {name}", err) from err
     reads = tuple((s.name, int(s.lag)) for s in signals)
-    return VJP(reads, tuple(terms), function, source)
+    return VJP(reads, tuple(terms), function, source, tuple(deferred))
+
+
+def _transposed_product(cell: Cell, term: sp.Basic) -> tuple[str, sp.Basic] | None:
+    r"""``(W, ell)`` for a pullback term :math:`c\, W^\top \ell` with :math:`W` a matrix parameter, else None."""
+    if not isinstance(term, sp.MatMul):
+        return None
+    coefficient, matrices = Emitter._split(term)
+    first = matrices[0]
+    if not (
+        len(matrices) >= 2
+        and isinstance(first, sp.Transpose)
+        and isinstance(first.arg, sp.MatrixSymbol)
+        and first.arg.name in cell.params
+    ):
+        return None
+    rest = matrices[1:]
+    left = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
+    return first.arg.name, (left if coefficient == 1 else sp.MatMul(coefficient, left))
 
 
 def _param_term(emitter: Emitter, param: str, symbol: sp.Basic, term: sp.Basic) -> tuple[ParamTerm, str]:

@@ -37,9 +37,63 @@ from gradflow.numeric.scalar import ScalarPrinter, stabilize
 from gradflow.symbolic.jacobian import Diag
 from gradflow.symbolic.nodes import Rows
 
-__all__ = ["Emitter", "compile_activation"]
+__all__ = ["Emitter", "compile_activation", "derivative_of_value"]
 
 _ACTIVATIONS: dict[Activation, tuple[str, Callable[..., Any]]] = {}
+_VALUE_FORMS: dict[Activation, sp.Expr | None] = {}
+#: The value :math:`y = \sigma(u)` in :func:`derivative_of_value`.
+y = sp.Symbol("y", real=True)
+
+
+def derivative_of_value(activation: Activation) -> sp.Expr | None:
+    r""":math:`\sigma'` as a rational function of the value :math:`y = \sigma(u)`, if sympy finds one.
+
+    :math:`\tanh' = 1 - y^2` and :math:`\sigma' = y(1-y)`: a pullback
+    through :math:`\sigma(u)` whose forward pass kept :math:`\sigma(u)` then
+    costs a few multiplications instead of a second transcendental function.
+    Found by substituting :math:`y` for :math:`\sigma(z)` in the derivative
+    (directly, or through the logistic rewrite :math:`e^{-z} = (1-y)/y` of
+    :func:`~gradflow.numeric.scalar.stabilize`), kept only when free of
+    :math:`z` and of every function, and checked at sample points.
+
+    Examples
+    --------
+    >>> from gradflow.cells.activations import sigmoid, tanh, relu
+    >>> derivative_of_value(tanh), derivative_of_value(sigmoid), derivative_of_value(relu)
+    (1 - y**2, y*(1 - y), None)
+    """
+    if activation not in _VALUE_FORMS:
+        _VALUE_FORMS[activation] = _value_form(activation)
+    return _VALUE_FORMS[activation]
+
+
+def _value_form(activation: Activation) -> sp.Expr | None:
+    if activation.is_generic:
+        return None
+    body, derivative = activation.expression, activation.derivative.expression
+    candidates = [derivative.xreplace({body: y})]
+    value, logistic = stabilize(body)
+    if isinstance(value, sp.Symbol) and logistic.get(value) == z:  # sigma(z) is the logistic of z itself
+        rewritten, found = stabilize(derivative)
+        if all(u == z for u in found.values()):
+            candidates.append(rewritten.xreplace({s: y for s in found}))
+    for form in candidates:
+        if form.has(z) or form.atoms(sp.Function, sp.Piecewise) or form.free_symbols != {y}:
+            continue
+        samples = (-3.5, -0.75, 0.0, 0.4, 2.25)
+        if all(
+            abs(
+                float(
+                    form.xreplace({y: body.xreplace({z: sp.Float(p)})})
+                    - derivative.xreplace({z: sp.Float(p)})
+                )
+            )
+            < 1e-12
+            for p in samples
+        ):
+            form = sp.expand(form)
+            return sp.horner(form, y) if form.is_polynomial(y) else form  # y(1 - y): two operations
+    return None
 
 
 def compile_activation(activation: Activation) -> tuple[str, Callable[..., Any]]:
@@ -176,6 +230,9 @@ class Emitter:
         if isinstance(node, sp.HadamardProduct):
             return self.assign(" * ".join(self.vector(a) for a in node.args))
         if isinstance(node, Elementwise):
+            shortcut = self._from_value(node)
+            if shortcut is not None:
+                return shortcut
             _, function = compile_activation(node.activation)
             name = self._activations.setdefault(node.activation, f"act{len(self._activations)}")
             self.globals[name] = function
@@ -194,6 +251,17 @@ class Emitter:
                 value = self.assign(f"{self.scalar(coefficient)} * {value}")
             return value
         raise NotDifferentiableError(f"cannot lower {node} ({type(node).__name__}) to a vector kernel")
+
+    def _from_value(self, node: Elementwise) -> str | None:
+        r""":math:`\sigma'(u)` from :math:`\sigma(u)` when this kernel already has it (see :func:`derivative_of_value`)."""
+        primitive = node.activation.primitive
+        if primitive is None:
+            return None
+        value = self.memo.get(("vector", Elementwise(primitive, node.arg)))
+        form = derivative_of_value(primitive) if value is not None else None
+        if form is None or value is None:
+            return None
+        return self.assign(ScalarPrinter({y: value}, like=value).print(form))
 
     def apply(self, matrix: sp.Basic, value: str) -> str:
         """Source of ``matrix @ v`` for a batch of column vectors ``v`` (..., q)."""

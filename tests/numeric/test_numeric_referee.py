@@ -299,7 +299,7 @@ def test_truncation_matches_the_window_referee(name):
             assert not np.allclose(to_numpy(got.inputs["x"]), to_numpy(full.inputs["x"]))
 
 
-@pytest.mark.parametrize("name", sorted(set(CELLS) - {"stack_bidirectional"}))
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_truncation_at_T_is_full(name):
     """tau >= T keeps every path from every loss step: the full gradient, initial state included.
 
@@ -333,13 +333,19 @@ def test_truncation_at_T_minus_1_keeps_the_parameters_but_not_the_initial_state(
     assert not np.allclose(cut.initial["h"], full.initial["h"])  # s(0) is T step Jacobians from s(T)
 
 
-def test_truncation_of_a_stack_over_a_bidirectional_layer_is_full_from_2T_minus_2():
-    cell = concrete("stack_bidirectional")
+@pytest.mark.parametrize("name", ["stack_bidirectional", "bidirectional"])
+def test_truncation_of_a_cell_running_both_ways_counts_steps_per_direction(name):
+    """A path of a stack over a bidirectional layer may run T - 1 steps back in the upper layer and
+    T - 1 forward in the lower one; the count is per direction group, so tau = T - 1 is already full
+    for the parameters (as for a one-way cell) and tau = T - 2 is not."""
+    cell = concrete(name)
     params, inputs, initial, upstream = make_problem(cell)
     full = gf.bptt(cell, params, inputs, upstream, initial=initial)
-    cut = gf.bptt(cell, params, inputs, upstream, truncation=2 * T - 2, initial=initial)
+    cut = gf.bptt(cell, params, inputs, upstream, truncation=T - 1, initial=initial)
     for key in params:
-        np.testing.assert_allclose(cut[key], full[key], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(cut[key], full[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    shorter = gf.bptt(cell, params, inputs, upstream, truncation=T - 2, initial=initial)
+    assert any(not np.allclose(shorter[key], full[key]) for key in params)
 
 
 # -- randomized truncation ------------------------------------------------------------------------
@@ -421,17 +427,17 @@ def test_randomized_draws_are_independent_per_sequence():
     assert any(differ)
 
 
-def seed_for_each_pattern(steps: int, pi: float, sweeps: int = 1) -> dict[tuple[bool, ...], int]:
+def seed_for_each_pattern(steps: int, pi: float, groups: int = 1) -> dict[tuple[bool, ...], int]:
     """One seed per keep pattern of the draws of ``Randomized(pi, seed)`` with one sequence (B = 1).
 
-    This mirrors how bptt draws today -- ``default_rng(seed).random((sweeps, T, B)) < pi``, one draw
-    per time step and per sweep of the schedule -- so it is an implementation detail: if the draws change,
+    This mirrors how bptt draws today -- ``default_rng(seed).random((groups, T, B)) < pi``, one draw
+    per time step and per direction group -- so it is an implementation detail: if the draws change,
     :func:`test_exact_expectation_of_randomized_truncation` fails and this must follow them.
     """
     seeds: dict[tuple[bool, ...], int] = {}
     seed = 0
-    while len(seeds) < 2 ** (steps * sweeps):
-        draws = np.random.default_rng(seed).random((sweeps, steps, 1)) < pi
+    while len(seeds) < 2 ** (steps * groups):
+        draws = np.random.default_rng(seed).random((groups, steps, 1)) < pi
         seeds.setdefault(tuple(draws.ravel()), seed)
         seed += 1
     return seeds
@@ -441,8 +447,8 @@ def exact_expectation(cell, params, inputs, initial, upstream, pi):
     """The exact mean over the draws: the gradient of every keep pattern, weighted by its probability."""
     steps = next(iter(inputs.values())).shape[0]
     expectation = {key: np.zeros(np.shape(v)) for key, v in params.items()}
-    sweeps = len(gf.numeric.compile(cell).sweeps)
-    for pattern, seed in seed_for_each_pattern(steps, pi, sweeps).items():
+    groups = len({sweep.direction for sweep in gf.numeric.compile(cell).sweeps})
+    for pattern, seed in seed_for_each_pattern(steps, pi, groups).items():
         weight = np.prod([pi if keep else 1 - pi for keep in pattern])
         result = gf.bptt(cell, params, inputs, upstream, truncation=gf.Randomized(pi, seed), initial=initial)
         for key in expectation:
