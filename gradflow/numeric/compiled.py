@@ -29,6 +29,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Signal
 from gradflow.errors import CellDefinitionError, GradflowError, NotDifferentiableError, ShapeError
+from gradflow.numeric._fusion import Fused, fusable
 from gradflow.numeric.backend import dtype_of, namespace
 from gradflow.numeric.lower import Emitter
 from gradflow.symbolic.jacobian import step_jacobian
@@ -217,6 +218,8 @@ class Program:
     cell: Cell
     sweeps: tuple[Sweep, ...]
     forward: dict[str, Forward]
+    #: per sweep, the products of several matrices with one read formed once per step (see ``_fusion``)
+    fused: tuple[tuple[Fused, ...], ...] = ()
     _vjps: dict[tuple[str, bool], VJP] = field(default_factory=dict)
     _jacobians: dict[tuple[str, str, int], tuple[Any, str, frozenset[tuple[str, int]]] | None] = field(
         default_factory=dict
@@ -251,7 +254,10 @@ class Forward:
     at this step of the ``hoisted`` subtrees -- those that read only inputs
     at time t and parameters (:math:`W_x x^{(t)}`) -- which ``static(xp, P, R, dtype)``
     computes for every step at once before the time loop (``R`` then maps
-    each input read to its whole (T, B, m) sequence).
+    each input read to its whole (T, B, m) sequence), followed by the values
+    of the ``given`` subtrees: ``(group, position)`` of the sweep's fused
+    products (:class:`~gradflow.numeric._fusion.Fused`), formed once per step
+    for every node that needs one.
     """
 
     reads: frozenset[tuple[str, int]]
@@ -261,6 +267,7 @@ class Forward:
     hoisted: tuple[sp.Basic, ...]
     static: Callable[..., Any] | None
     static_reads: frozenset[tuple[str, int]]
+    given: tuple[tuple[int, int], ...] = ()
 
 
 def _is_static(node: sp.Basic) -> bool:
@@ -286,9 +293,10 @@ def _static_subtrees(expr: sp.Basic) -> list[sp.Basic]:
     return found
 
 
-def _build_forward(cell: Cell, node: Node) -> Forward:
+def _build_forward(cell: Cell, node: Node, given: list[tuple[sp.Basic, int, int]] | None = None) -> Forward:
     expr = cell.expression(*node)
     hoisted = tuple(_static_subtrees(expr))
+    given = given or []
     try:
         static, static_reads = None, frozenset[tuple[str, int]]()
         if hoisted:
@@ -297,7 +305,7 @@ def _build_forward(cell: Cell, node: Node) -> Forward:
             _, static = before.function("static", "xp, P, R, dtype", f"({', '.join(codes)},)")
             static_reads = frozenset(before.reads)
         emitter = Emitter(set(cell.params))
-        for k, subtree in enumerate(hoisted):
+        for k, subtree in enumerate([*hoisted, *(g[0] for g in given)]):
             emitter.memo[("vector", subtree)] = f"H[{k}]"
         result = emitter.vector(expr)
         saved = tuple(key[1] for key in emitter.memo if key[0] == "vector")
@@ -307,7 +315,16 @@ def _build_forward(cell: Cell, node: Node) -> Forward:
         )
     except NotDifferentiableError as err:
         raise _lowering_error(cell, f"the {node[0]} {node[1]}", err) from err
-    return Forward(frozenset(emitter.reads), function, source, saved, hoisted, static, static_reads)
+    return Forward(
+        frozenset(emitter.reads),
+        function,
+        source,
+        saved,
+        hoisted,
+        static,
+        static_reads,
+        tuple((group, position) for _, group, position in given),
+    )
 
 
 def _build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...]) -> VJP:
@@ -418,8 +435,9 @@ def _build_jacobian(
 @functools.lru_cache(maxsize=64)
 def _program(cell: Cell) -> Program:
     sweeps = schedule(cell)
-    forward = {name: _build_forward(cell, (kind, name)) for kind, name in cell.order}
-    return Program(cell, sweeps, forward)
+    fused, given = fusable(cell, sweeps)
+    forward = {name: _build_forward(cell, (kind, name), given.get(name)) for kind, name in cell.order}
+    return Program(cell, sweeps, forward, fused)
 
 
 @dataclass(frozen=True)

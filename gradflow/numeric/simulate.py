@@ -216,12 +216,20 @@ def run_forward(problem: Problem, keep: bool = False) -> Values:
             whole = {key: problem.sequences[key[0]] for key in forward.static_reads}
             arrays = forward.static(xp, P, whole, dtype)
             hoisted[name] = [tuple(a[k, ...] for a in arrays) for k in range(problem.T)]
-    for sweep in program.sweeps:
+    for index, sweep in enumerate(program.sweeps):
         times = range(1, problem.T + 1) if sweep.direction > 0 else range(problem.T, 0, -1)
         kernels = [(name, program.forward[name], hoisted.get(name)) for _, name in sweep.nodes]
+        fused = program.fused[index] if program.fused else ()
+        stacked = [xp.concat([P[param] for param in group.params], axis=0).T for group in fused]
         for time in times:
+            blocks = []  # [W_1; W_2; ...] s, one product per group, cut into W_k s
+            for group, matrix in zip(fused, stacked, strict=True):
+                product = xp.matmul(values(group.read[0], time + group.read[1]), matrix)
+                blocks.append([product[..., a:b] for a, b in group.spans])
             for name, forward, steps in kernels:
                 H = steps[time - 1] if steps is not None else ()
+                if forward.given:
+                    H = (*H, *(blocks[g][p] for g, p in forward.given))
                 value, saved = forward.function(xp, P, values.reads(forward.reads, time), H, dtype)
                 values.computed[(name, time)] = value
                 if keep:

@@ -63,3 +63,34 @@ def test_input_gradients_are_formed_on_first_access_and_kept():
     assert callable(grads._inputs)
     first = grads.inputs
     assert grads.inputs is first and first["x"].shape == (4, 2, 2)
+
+
+def fused_groups(cell, **sizes):
+    program = gf.numeric.compile(cell, **sizes).program
+    return [[(group.read, group.params) for group in groups] for groups in program.fused], program
+
+
+def test_the_lstm_gates_share_one_product_with_h_per_step():
+    groups, program = fused_groups(gf.cells.lstm(), n=3, m=2)
+    assert groups == [[(("h", -1), ("W_c", "W_f", "W_i", "W_o"))]]
+    for gate in ("f", "i", "o", "c_tilde"):
+        assert "matmul" not in program.forward[gate].source  # W_g h comes in H, U_g x is hoisted
+
+
+def test_only_plain_products_with_a_known_read_are_fused():
+    # GRU: W_z h and W_r h share h(t-1); W_h (r * h) reads a gate of the same step: not fused
+    groups, _ = fused_groups(gf.cells.gru(), n=3, m=2)
+    assert groups == [[(("h", -1), ("W_r", "W_z"))]]
+    groups, _ = fused_groups(gf.cells.elman(), n=3, m=2)  # one matrix per read: nothing to gain
+    assert groups == [[]]
+
+
+def test_fused_products_follow_the_sweeps_of_a_stack_over_a_bidirectional_layer():
+    cell = gf.cells.stack([gf.cells.bidirectional(gf.cells.lstm()), gf.cells.lstm()])
+    groups, _ = fused_groups(cell, n=2, m=1)
+    assert [g[0] for sweep in groups for g in sweep] == [
+        ("layer1.fwd.h", -1),  # forward sweep, the step before
+        ("layer1.bwd.h", 1),  # backward sweep, the step after
+        ("layer1.h", 0),  # layer 2 reads layer 1's output of the same step: an earlier sweep computed it
+        ("layer2.h", -1),
+    ]
