@@ -12,7 +12,10 @@
    T n^2 numbers; gradflow holds O(n^2). The chain's own cost is (T-1) 2 n^3
    flops; the machine's matmul peak is measured in the same run.
 2. BPTT of an LSTM, n = 128, T = 200, B = 64, float64: gradflow's bptt
-   (forward + backward) against autograd through torch.nn.LSTM.
+   (forward + backward) against autograd through torch.nn.LSTM, jax.jit(jax.grad)
+   over lax.scan where installed, and an LSTM written by hand in NumPy (one
+   fused gate product per step: the floor of any NumPy program on this
+   machine), with the cost of NumPy's and torch's float64 tanh and exp beside.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def matmul_peak(xp: Any, n: int) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def chain_benchmark(n: int, T: int, backend: str, repeats: int) -> None:
+def chain_benchmark(n: int, T: int, backend: str, repeats: int) -> Callable[[], None] | None:
     xp = namespace(backend)
     rng = np.random.default_rng(1)
     W_h = rng.normal(size=(n, n)) / np.sqrt(n)
@@ -77,7 +80,8 @@ def chain_benchmark(n: int, T: int, backend: str, repeats: int) -> None:
             f"    torch jacrev + matrix_norm {torch_seconds:8.3f} s   ratio torch/gradflow = {torch_seconds / ours:.1f}x"
         )
         print(f"    agreement of log spectral norms with torch: max rel. difference {agree:.1e}")
-        jax_chain(W_h, to_numpy(params["W_x"]), to_numpy(x), repeats, ours)
+        return lambda: jax_chain(W_h, to_numpy(params["W_x"]), to_numpy(x), repeats, ours)
+    return None
 
 
 def torch_chain(W_h: Any, W_x: Any, x: Any, repeats: int) -> tuple[float, Any]:
@@ -142,7 +146,7 @@ def jax_chain(W_h: Any, W_x: Any, x: Any, repeats: int, ours: float) -> None:
     print(f"    jax jit(jacrev) + SVD      {seconds:8.3f} s   ratio jax/gradflow = {seconds / ours:.1f}x")
 
 
-def lstm_benchmark(n: int, T: int, B: int, repeats: int) -> None:
+def lstm_benchmark(n: int, T: int, B: int, repeats: int) -> Callable[[], None]:
     import torch
 
     torch.manual_seed(0)
@@ -170,12 +174,107 @@ def lstm_benchmark(n: int, T: int, B: int, repeats: int) -> None:
     autograd()
     theirs = best_of(repeats, autograd)
     ours_grad = gf.bptt(cell, params, x, {"h": upstream})["W_f"]
-    reference = module.weight_hh_l0.grad[n : 2 * n].numpy()
-    error = np.max(np.abs(ours_grad - reference)) / np.max(np.abs(reference))
+    reference = module.weight_hh_l0.grad.numpy()
+    error = np.max(np.abs(ours_grad - reference[n : 2 * n])) / np.max(np.abs(reference))
+    fused = best_of(repeats, lambda: numpy_lstm_bptt(W, U, bias, x, upstream))
+    fused_error = np.max(np.abs(numpy_lstm_bptt(W, U, bias, x, upstream) - reference)) / np.max(
+        np.abs(reference)
+    )
     print(f"\n[2] BPTT of an LSTM, n={n}, T={T}, B={B}, float64 (forward + backward)")
     print(f"    gradflow bptt              {ours:8.3f} s")
     print(f"    torch autograd nn.LSTM     {theirs:8.3f} s   ratio torch/gradflow = {theirs / ours:.2f}x")
     print(f"    agreement (W_f gradient): max rel. difference {error:.1e}")
+    print(
+        f"    hand-fused NumPy LSTM      {fused:8.3f} s   ratio numpy/gradflow = {fused / ours:.2f}x"
+        f"   (the floor of a NumPy program; agreement {fused_error:.1e})"
+    )
+    later = lambda: jax_lstm(W, U, bias, x, upstream, repeats, ours)  # noqa: E731
+    u = rng.normal(size=(B, n))
+    ut = torch.tensor(u)
+    for name, ours_f, theirs_f in (
+        ("tanh", lambda: np.tanh(u), lambda: torch.tanh(ut)),
+        ("exp", lambda: np.exp(u), lambda: torch.exp(ut)),
+    ):
+        a, b = (
+            best_of(repeats, lambda f=ours_f: [f() for _ in range(100)]),
+            best_of(repeats, lambda f=theirs_f: [f() for _ in range(100)]),
+        )
+        print(f"    float64 {name} of ({B}, {n}): NumPy {a * 1e4:6.1f} us, torch {b * 1e4:6.1f} us")
+    return later
+
+
+def numpy_lstm_bptt(W: Any, U: Any, bias: Any, x: Any, upstream: Any) -> Any:
+    """A reference written by hand in NumPy (gates stacked as PyTorch does: i, f, g, o), for the timing floor.
+
+    One gate product per step, preallocated buffers, one weight-gradient product: what a NumPy
+    program pays at least. Returns the gradient of the recurrent weights (4n, n).
+    """
+    T, B, m = x.shape
+    n = W.shape[1]
+
+    def sigmoid(u: Any) -> Any:
+        e = np.exp(-np.abs(u))
+        r = 1.0 / (1.0 + e)
+        return np.where(u >= 0, r, e * r)
+
+    pre = (x.reshape(T * B, m) @ U.T + bias).reshape(T, B, 4 * n)
+    h, c = np.zeros((T + 1, B, n)), np.zeros((T + 1, B, n))
+    gates, squashed = np.empty((T, B, 4 * n)), np.empty((T, B, n))
+    for t in range(T):
+        a = pre[t] + h[t] @ W.T
+        gates[t, :, : 2 * n] = sigmoid(a[:, : 2 * n])
+        gates[t, :, 2 * n : 3 * n] = np.tanh(a[:, 2 * n : 3 * n])
+        gates[t, :, 3 * n :] = sigmoid(a[:, 3 * n :])
+        i, f, g, o = (gates[t, :, k * n : (k + 1) * n] for k in range(4))
+        c[t + 1] = f * c[t] + i * g
+        squashed[t] = np.tanh(c[t + 1])
+        h[t + 1] = o * squashed[t]
+    d_pre = np.empty((T, B, 4 * n))
+    dh, dc = np.zeros((B, n)), np.zeros((B, n))
+    for t in range(T - 1, -1, -1):
+        dh = dh + upstream[t]
+        i, f, g, o = (gates[t, :, k * n : (k + 1) * n] for k in range(4))
+        dc = dc + dh * o * (1 - squashed[t] ** 2)
+        d_pre[t, :, :n] = dc * g * i * (1 - i)
+        d_pre[t, :, n : 2 * n] = dc * c[t] * f * (1 - f)
+        d_pre[t, :, 2 * n : 3 * n] = dc * i * (1 - g * g)
+        d_pre[t, :, 3 * n :] = dh * squashed[t] * o * (1 - o)
+        dc = dc * f
+        dh = d_pre[t] @ W
+    return d_pre.reshape(T * B, 4 * n).T @ h[:-1].reshape(T * B, n)
+
+
+def jax_lstm(W: Any, U: Any, bias: Any, x: Any, upstream: Any, repeats: int, ours: float) -> None:
+    """jax.jit(jax.grad) of the same loss through an LSTM written with lax.scan, where JAX is installed."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        print("    jax                        not installed (pip install jax): not compared")
+        return
+    jax.config.update("jax_enable_x64", True)
+    n = W.shape[1]
+
+    def loss(W_hh: Any, W_ih: Any, b: Any, xs: Any, gs: Any) -> Any:
+        def step(carry: Any, inputs: Any) -> Any:
+            h, c = carry
+            x_t, g_t = inputs
+            a = x_t @ W_ih.T + h @ W_hh.T + b
+            i, f = jax.nn.sigmoid(a[:, :n]), jax.nn.sigmoid(a[:, n : 2 * n])
+            g, o = jnp.tanh(a[:, 2 * n : 3 * n]), jax.nn.sigmoid(a[:, 3 * n :])
+            c = f * c + i * g
+            h = o * jnp.tanh(c)
+            return (h, c), jnp.sum(h * g_t)
+
+        zeros = jnp.zeros((xs.shape[1], n))
+        _, terms = jax.lax.scan(step, (zeros, zeros), (xs, gs))
+        return jnp.sum(terms)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+    args = [jnp.asarray(a) for a in (W, U, bias, x, upstream)]
+    jax.block_until_ready(grad(*args))
+    theirs = best_of(repeats, lambda: jax.block_until_ready(grad(*args)))
+    print(f"    jax jit(grad) over scan    {theirs:8.3f} s   ratio jax/gradflow = {theirs / ours:.2f}x")
 
 
 def main() -> None:
@@ -189,12 +288,15 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n or (64 if args.quick else 256)
     T = 200 if args.quick else 1000
-    chain_benchmark(n, T, args.backend, args.repeats)
+    # JAX last: once imported, its thread pool slows the NumPy runs that follow on a small machine
+    later = [chain_benchmark(n, T, args.backend, args.repeats)]
     if args.backend == "numpy":
-        if args.quick:
-            lstm_benchmark(32, 50, 16, args.repeats)
-        else:
-            lstm_benchmark(128, 200, 64, args.repeats)
+        sizes = (32, 50, 16) if args.quick else (128, 200, 64)
+        later.append(lstm_benchmark(*sizes, args.repeats))
+    print("\n[3] JAX, run last")
+    for run in later:
+        if run is not None:
+            run()
 
 
 if __name__ == "__main__":
