@@ -60,6 +60,7 @@ class ChainResult:
         :math:`D_k = e^{\text{scale}} \cdot \text{mantissa}` (on request: ``full=True``).
     power_iterations : list of int
         Iterations the power method used at each lag (0 where it fell back or was not used).
+        The lags are computed 16 at a time, batched, so the lags of one batch share a count.
     trajectory : Trajectory
     """
 
@@ -181,11 +182,34 @@ def _combine(xp: Any, parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
     return _normalise(xp, total, finite)
 
 
+#: Lags whose spectral norms one subspace iteration computes together (batched: one call per step of
+#: the iteration for all of them, so the per-call cost of the small products is shared).
+_WINDOW = 16
+
+
+def _log_norm(xp: Any, sigma: Any, scale: Any) -> Any:
+    """``scale + log(sigma)``, and -inf for a zero norm."""
+    positive = sigma > 0
+    safe = xp.where(positive, sigma, xp.ones_like(sigma))
+    return xp.where(positive, scale + xp.log(safe), xp.full_like(sigma, -math.inf))
+
+
+def _spectral_window(
+    xp: Any, waiting: list[tuple[Any, Any]], start: Any, tol: float, max_iter: int
+) -> tuple[list[Any], Any, int]:
+    """:func:`_spectral` of several lags' mantissas at once, all warm-started from ``start`` (B, R, p)."""
+    B = start.shape[0]
+    A = xp.concat([mantissa for mantissa, _ in waiting], axis=0)
+    sigma, U, used = _spectral(xp, A, xp.concat([start] * len(waiting), axis=0), tol, max_iter)
+    count = len(waiting)
+    return [sigma[i * B : (i + 1) * B] for i in range(count)], U[(count - 1) * B :, ...], used
+
+
 def _spectral(xp: Any, A: Any, start: Any, tol: float, max_iter: int) -> tuple[Any, Any, int]:
     r"""Largest singular value of each A (B, R, N): subspace iteration on :math:`A A^\top`.
 
-    ``start`` (B, R, p) is an orthonormal block, warm-started from the previous
-    lag. Each iteration applies :math:`A A^\top`, takes the Rayleigh--Ritz
+    ``start`` (B, R, p) is an orthonormal block, warm-started from the lags
+    before (:func:`_spectral_window`). Each iteration applies :math:`A A^\top`, takes the Rayleigh--Ritz
     value :math:`\theta` of the block, and stops when the residual
     :math:`\lVert A A^\top u - \theta u\rVert \le` ``tol`` :math:`\theta`; a
     block (not one vector) converges quickly even when the top singular
@@ -312,6 +336,7 @@ def chain_of(
     block = min(N, 8)
     seed = xp.asarray([[math.cos(1.0 + i * (j + 1)) for j in range(block)] for i in range(N)], dtype=dtype_)
     vectors = xp.broadcast_to(xp.linalg.qr(seed)[0], (B, N, block))
+    waiting: list[tuple[Any, Any]] = []  # lags whose spectral norms are computed together
     for k in range(length + 1):
         if k > 0:
             parts = []
@@ -336,17 +361,19 @@ def chain_of(
             mantissas.append(mantissa)
             scales.append(scale)
         if spectral == "power":
-            sigma, vectors, used = _spectral(xp, mantissa, vectors, tol, max_iter)
-            iterations.append(used)
+            waiting.append((mantissa, scale))
+            if len(waiting) == _WINDOW or k == length:
+                sigmas, vectors, used = _spectral_window(xp, waiting, vectors, tol, max_iter)
+                for (_, waited), sigma in zip(waiting, sigmas, strict=True):
+                    log_spec.append(_log_norm(xp, sigma, waited))
+                    iterations.append(used)
+                waiting = []
         elif spectral == "gram":
             gram = xp.matmul(mantissa, xp.matrix_transpose(mantissa))
             sigma = xp.sqrt(xp.clip(xp.max(xp.linalg.eigvalsh(gram), axis=-1), 0.0, None))
+            log_spec.append(_log_norm(xp, sigma, scale))
         elif spectral == "svd":
-            sigma = xp.linalg.svdvals(mantissa)[..., 0]
-        if spectral is not None:
-            positive = sigma > 0
-            safe = xp.where(positive, sigma, xp.ones_like(sigma))
-            log_spec.append(xp.where(positive, scale + xp.log(safe), xp.full_like(sigma, -math.inf)))
+            log_spec.append(_log_norm(xp, xp.linalg.svdvals(mantissa)[..., 0], scale))
         if singular_values:
             sv = xp.linalg.svdvals(mantissa)
             positive = sv > 0

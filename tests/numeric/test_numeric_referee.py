@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from randomized_draws import seed_for_each_pattern
 
 import gradflow as gf
 from gradflow.numeric.backend import to_numpy
@@ -425,22 +426,6 @@ def test_randomized_draws_are_independent_per_sequence():
         )
     ]
     assert any(differ)
-
-
-def seed_for_each_pattern(steps: int, pi: float, groups: int = 1) -> dict[tuple[bool, ...], int]:
-    """One seed per keep pattern of the draws of ``Randomized(pi, seed)`` with one sequence (B = 1).
-
-    This mirrors how bptt draws today -- ``default_rng(seed).random((groups, T, B)) < pi``, one draw
-    per time step and per direction group -- so it is an implementation detail: if the draws change,
-    :func:`test_exact_expectation_of_randomized_truncation` fails and this must follow them.
-    """
-    seeds: dict[tuple[bool, ...], int] = {}
-    seed = 0
-    while len(seeds) < 2 ** (steps * groups):
-        draws = np.random.default_rng(seed).random((groups, steps, 1)) < pi
-        seeds.setdefault(tuple(draws.ravel()), seed)
-        seed += 1
-    return seeds
 
 
 def exact_expectation(cell, params, inputs, initial, upstream, pi):

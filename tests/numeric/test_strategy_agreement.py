@@ -22,6 +22,7 @@ import itertools
 import numpy as np
 import pytest
 import sympy as sp
+from randomized_draws import seed_for_each_pattern
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 import gradflow as gf
@@ -138,21 +139,6 @@ def disagreements(name: str, strategy, expected=None) -> list[str]:
     return bad
 
 
-def seed_for_each_pattern(groups: int) -> dict[tuple[bool, ...], int]:
-    """A seed of ``Randomized(PI, seed)`` for each keep pattern (group, step) of B = 1.
-
-    It mirrors how bptt draws (``default_rng(seed).random((groups, T, B)) < pi``, group 0 forward,
-    1 backward): if the draws change, the randomized test fails and this must follow them.
-    """
-    seeds: dict[tuple[bool, ...], int] = {}
-    seed = 0
-    while len(seeds) < 2 ** (groups * LENGTH):
-        keep = np.random.default_rng(seed).random((groups, LENGTH, 1)) < PI
-        seeds.setdefault(tuple(keep.ravel()), seed)
-        seed += 1
-    return seeds
-
-
 def test_both_worlds_hold_the_same_numbers():
     """The sympy forward pass from the leaves == gf.simulate from the arrays (the layouts are mapped right)."""
     for name in CELLS:
@@ -207,7 +193,7 @@ def test_randomized_for_every_keep_pattern(name):
     assert found == {xi(2), xi(3)} | ({xi_backward(1), xi_backward(2)} if name in MIXED else set())
     full = numeric(name, gf.Full())
     differs = False
-    for pattern, seed in seed_for_each_pattern(groups).items():
+    for pattern, seed in seed_for_each_pattern(LENGTH, PI, groups).items():
         weights = {
             d: sp.Float(1 / PI, 30) if keep else sp.S.Zero
             for d, keep in zip(draws[: groups * LENGTH], pattern, strict=True)

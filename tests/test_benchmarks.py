@@ -1,0 +1,36 @@
+"""The benchmarks' own reference code computes what it claims (so their ratios compare like with like)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+import gradflow as gf
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_hand_fused_numpy_lstm_is_an_lstm():
+    bench = load("bench_numeric")
+    n, m, T, B = 3, 2, 5, 4
+    rng = np.random.default_rng(0)
+    W, U, bias = rng.normal(size=(4 * n, n)), rng.normal(size=(4 * n, m)), rng.normal(size=4 * n)
+    x, upstream = rng.normal(size=(T, B, m)), rng.normal(size=(T, B, n))
+    params = {}
+    for k, gate in enumerate("ifco"):  # PyTorch's order: input, forget, cell, output
+        rows = slice(k * n, (k + 1) * n)
+        params[f"W_{gate}"], params[f"U_{gate}"], params[f"b_{gate}"] = W[rows], U[rows], bias[rows]
+    grads = gf.bptt(gf.cells.lstm(), params, x, {"h": upstream})
+    expected = np.concatenate([grads[f"W_{gate}"] for gate in "ifco"], axis=0)
+    np.testing.assert_allclose(
+        bench.numpy_lstm_bptt(W, U, bias, x, upstream), expected, rtol=1e-12, atol=1e-14
+    )
