@@ -337,7 +337,8 @@ def chain_of(
     eye = xp.broadcast_to(xp.eye(N, dtype=dtype_), (B, N, N))
     history: list[tuple[Any, Any]] = [_normalise(xp, eye, xp.zeros((B,), dtype=dtype_))]
     window = max(stepper.lags)
-    log_fro, log_spec, log_sv, mantissas, scales, iterations = [], [], [], [], [], []
+    log_fro, log_spec, log_sv, mantissas, scales = [], [], [], [], []
+    iterations: list[int] = []
     block = min(N, 8)
     seed = xp.asarray([[math.cos(1.0 + i * (j + 1)) for j in range(block)] for i in range(N)], dtype=dtype_)
     vectors = xp.broadcast_to(xp.linalg.qr(seed)[0], (B, N, block))
