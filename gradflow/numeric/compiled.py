@@ -28,12 +28,12 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Signal
-from gradflow.errors import CellDefinitionError, GradflowError, NotDifferentiableError, ShapeError
+from gradflow.errors import CellDefinitionError, NotDifferentiableError, ShapeError
 from gradflow.numeric._fusion import Fused, fusable
+from gradflow.numeric._pullbacks import VJP, ParamTerm, build_vjp, lowering_error
 from gradflow.numeric.backend import dtype_of, namespace
 from gradflow.numeric.lower import Emitter
 from gradflow.symbolic.jacobian import step_jacobian
-from gradflow.symbolic.vjp import pullback
 
 __all__ = ["CompiledCell", "ParamTerm", "Sweep", "compile", "infer_sizes", "schedule"]
 
@@ -173,45 +173,6 @@ def infer_sizes(cell: Cell, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, 
 
 
 @dataclass(frozen=True)
-class ParamTerm:
-    r"""One term of a node's pullback to a parameter.
-
-    ``kind`` is ``"vector"`` (a column, summed over the batch), ``"scalar"``
-    (a 1×1, summed) or ``"outer"`` (:math:`\\ell r^\\top`, the weight gradient's
-    outer product); for an outer term ``right`` is a signal read ``(name, lag)``
-    taken from the trajectory, or ``None`` when the kernel computes it.
-    """
-
-    param: str
-    kind: str
-    right: tuple[str, int] | None = None
-
-
-@dataclass(frozen=True)
-class VJP:
-    r"""A node's vector--Jacobian product kernel.
-
-    ``function(xp, P, R, F, G, Gs, dtype)`` (``F``: the forward kernel's saved
-    values) returns ``(reads, terms, lefts)``: the pullbacks to each key of
-    ``reads`` (``(name, lag)``, inputs included; ``None`` for none), one value
-    per :class:`ParamTerm` (an ``(left, right)`` pair for outer terms), and one
-    vector :math:`\ell` per entry ``(k, W)`` of ``deferred``: a term
-    :math:`W^\top \ell` of the pullback to ``reads[k]`` that the caller forms
-    later, in one product with the other terms of the same target (the four
-    gates' :math:`\sum_g W_g^\top \ell_g` as one product
-    :math:`[W_f; W_i; W_o; W_c]^\top [\ell_f; \ell_i; \ell_o; \ell_c]`) or, for
-    an input, with every step's (:math:`L W` over all steps at once).
-    Only reads of an input, or of a node at another time, are deferred.
-    """
-
-    reads: tuple[tuple[str, int], ...]
-    terms: tuple[ParamTerm, ...]
-    function: Callable[..., Any]
-    source: str
-    deferred: tuple[tuple[int, str], ...] = ()
-
-
-@dataclass(frozen=True)
 class Program:
     """The kernels of a concrete cell (backend-independent); see :func:`compile`."""
 
@@ -229,7 +190,7 @@ class Program:
         """The VJP kernel of node ``name`` (``budget``: cotangents carry a truncation axis)."""
         key = (name, budget)
         if key not in self._vjps:
-            self._vjps[key] = _build_vjp(self.cell, name, budget, self.forward[name].saved)
+            self._vjps[key] = build_vjp(self.cell, name, budget, self.forward[name].saved)
         return self._vjps[key]
 
     def jacobian(self, state: str, wrt: str, lag: int) -> tuple[Any, str, frozenset[tuple[str, int]]] | None:
@@ -238,10 +199,6 @@ class Program:
         if key not in self._jacobians:
             self._jacobians[key] = _build_jacobian(self.cell, state, wrt, lag)
         return self._jacobians[key]
-
-
-def _lowering_error(cell: Cell, what: str, err: Exception) -> GradflowError:
-    return NotDifferentiableError(f"cell {cell.name!r}: cannot compile {what}: {err}")
 
 
 @dataclass(frozen=True)
@@ -314,7 +271,7 @@ def _build_forward(cell: Cell, node: Node, given: list[tuple[sp.Basic, int, int]
             "forward", "xp, P, R, H, dtype", f"{result}, ({kept}{',' if saved else ''})"
         )
     except NotDifferentiableError as err:
-        raise _lowering_error(cell, f"the {node[0]} {node[1]}", err) from err
+        raise lowering_error(cell, f"the {node[0]} {node[1]}", err) from err
     return Forward(
         frozenset(emitter.reads),
         function,
@@ -325,96 +282,6 @@ def _build_forward(cell: Cell, node: Node, given: list[tuple[sp.Basic, int, int]
         static_reads,
         tuple((group, position) for _, group, position in given),
     )
-
-
-def _build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...]) -> VJP:
-    kind = dict((n, k) for k, n in cell.order)[name]
-    expr = cell.expression(kind, name)
-    rows = expr.shape[0]
-    g = sp.MatrixSymbol("__g", rows, 1)
-    gs = sp.MatrixSymbol("__gs", rows, 1) if budget else g
-    emitter = Emitter(set(cell.params), {g: "G", gs: "Gs"})
-    for k, subtree in enumerate(saved):  # forward values, read back instead of recomputed
-        emitter.memo[("vector", subtree)] = f"F[{k}]"
-    signals = sorted(expr.atoms(Signal), key=lambda s: (s.name, int(s.lag)))
-    try:
-        read_codes, deferred, left_codes = [], [], []
-        for k, signal in enumerate(signals):
-            back = pullback(expr, signal, g)
-            if isinstance(back, sp.ZeroMatrix):
-                read_codes.append("None")
-                continue
-            now = []
-            for term in back.args if isinstance(back, sp.MatAdd) else (back,):
-                later = _transposed_product(cell, term) if signal.role == "input" or signal.lag != 0 else None
-                if later is None:
-                    now.append(term)
-                else:
-                    deferred.append((k, later[0]))
-                    left_codes.append(emitter.vector(later[1]))
-            read_codes.append(emitter.vector(now[0] if len(now) == 1 else sp.MatAdd(*now)) if now else "None")
-        terms: list[ParamTerm] = []
-        term_codes: list[str] = []
-        for param in sorted(cell.params):
-            symbol = cell.parameter(param)
-            if not expr.has(symbol):
-                continue
-            back = pullback(expr, symbol, gs)
-            for term in back.args if isinstance(back, sp.MatAdd) else (back,):
-                spec, code = _param_term(emitter, param, symbol, term)
-                terms.append(spec)
-                term_codes.append(code)
-        returned = ", ".join(
-            f"({', '.join(c)}{',' if c else ''})" for c in (read_codes, term_codes, left_codes)
-        )
-        source, function = emitter.function("vjp", "xp, P, R, F, G, Gs, dtype", returned)
-    except NotDifferentiableError as err:
-        raise _lowering_error(cell, f"the pullbacks of {kind} {name}", err) from err
-    reads = tuple((s.name, int(s.lag)) for s in signals)
-    return VJP(reads, tuple(terms), function, source, tuple(deferred))
-
-
-def _transposed_product(cell: Cell, term: sp.Basic) -> tuple[str, sp.Basic] | None:
-    r"""``(W, ell)`` for a pullback term :math:`c\, W^\top \ell` with :math:`W` a matrix parameter, else None."""
-    if not isinstance(term, sp.MatMul):
-        return None
-    coefficient, matrices = Emitter._split(term)
-    first = matrices[0]
-    if not (
-        len(matrices) >= 2
-        and isinstance(first, sp.Transpose)
-        and isinstance(first.arg, sp.MatrixSymbol)
-        and first.arg.name in cell.params
-    ):
-        return None
-    rest = matrices[1:]
-    left = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
-    return first.arg.name, (left if coefficient == 1 else sp.MatMul(coefficient, left))
-
-
-def _param_term(emitter: Emitter, param: str, symbol: sp.Basic, term: sp.Basic) -> tuple[ParamTerm, str]:
-    if not isinstance(symbol, sp.MatrixSymbol):
-        return ParamTerm(param, "scalar"), emitter.inner(term)
-    if isinstance(term, sp.MatMul):
-        coefficient, matrices = emitter._split(term)
-        last = matrices[-1]
-        outer = (
-            len(matrices) >= 2
-            and isinstance(last, sp.Transpose)
-            and last.arg.shape[1] == 1
-            and not isinstance(matrices[0], sp.Transpose)
-        )
-        if outer:
-            rest = matrices[:-1]
-            left_expr = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
-            if coefficient != 1:
-                left_expr = sp.MatMul(coefficient, left_expr)
-            left = emitter.vector(left_expr)
-            right_node = last.arg
-            if isinstance(right_node, Signal):
-                return ParamTerm(param, "outer", (right_node.name, int(right_node.lag))), f"({left}, None)"
-            return ParamTerm(param, "outer"), f"({left}, {emitter.vector(right_node)})"
-    return ParamTerm(param, "vector"), emitter.vector(term)
 
 
 def _build_jacobian(
@@ -428,7 +295,7 @@ def _build_jacobian(
         result = emitter.right("M", jacobian)
         source, function = emitter.function("jacobian", "xp, P, R, M, dtype", result or "None")
     except NotDifferentiableError as err:
-        raise _lowering_error(cell, f"the step Jacobian d{state}/d{wrt} at lag {lag}", err) from err
+        raise lowering_error(cell, f"the step Jacobian d{state}/d{wrt} at lag {lag}", err) from err
     return function, source, frozenset(emitter.reads)
 
 
