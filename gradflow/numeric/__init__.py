@@ -10,7 +10,7 @@
 from gradflow.numeric.analysis import BoundComparison, Regime, bound_vs_measured, regime
 from gradflow.numeric.backend import namespace
 from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, global_norm
-from gradflow.numeric.chain import ChainResult, jacobian_chain, lyapunov_spectrum
+from gradflow.numeric.chain import ChainResult, jacobian_chain
 from gradflow.numeric.compiled import CompiledCell, compile, schedule
 from gradflow.numeric.init import SCHEMES, init_params, parameter_roles
 from gradflow.numeric.interop import (
@@ -24,6 +24,7 @@ from gradflow.numeric.interop import (
     states_to_torch,
     upstream_from_torch,
 )
+from gradflow.numeric.lyapunov import lyapunov_spectrum
 from gradflow.numeric.simulate import Trajectory, simulate
 
 __all__ = [
