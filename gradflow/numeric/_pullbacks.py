@@ -63,10 +63,16 @@ class VJP:
 
 
 def lowering_error(cell: Cell, what: str, err: Exception) -> GradflowError:
+    """The error for a part of ``cell`` that cannot be lowered to array code, naming the cell and the part."""
     return NotDifferentiableError(f"cell {cell.name!r}: cannot compile {what}: {err}")
 
 
 def build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...]) -> VJP:
+    """The :class:`VJP` kernel of node ``name``; ``saved``: the subtrees its forward kernel keeps.
+
+    With ``budget`` the cotangent ``G`` carries a leading truncation axis and ``Gs`` is its sum
+    (the parameter terms need only the sum).
+    """
     kind = dict((n, k) for k, n in cell.order)[name]
     expr = cell.expression(kind, name)
     rows = expr.shape[0]
