@@ -36,6 +36,7 @@ from typing import Any
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError, ShapeError
+from gradflow.numeric._runtime import _concat
 from gradflow.numeric.gradients import Gradients, clip_by_norm, clip_by_value, global_norm
 from gradflow.numeric.simulate import Problem, Trajectory, Values, _shape, prepare, run_forward
 from gradflow.symbolic.strategies import Randomized, Truncated, as_strategy
@@ -204,10 +205,7 @@ class _Reverse:
         stacked = self.stacked_weights.get(names)
         if stacked is None:
             stacked = self.stacked_weights[names] = xp.concat([P[name] for name in names], axis=0)
-        pieces = list(lefts.values())
-        batch = max(pieces, key=lambda p: p.ndim).shape[:-1]
-        pieces = [p if p.shape[:-1] == batch else xp.broadcast_to(p, (*batch, p.shape[-1])) for p in pieces]
-        return xp.matmul(xp.concat(pieces, axis=-1), stacked)
+        return xp.matmul(_concat(xp, list(lefts.values())), stacked)
 
     def input_gradient(self, name: str) -> Any:
         r""":math:`\partial L/\partial x^{(t)}` for every step, (T, B, m): the direct terms, then :math:`L_W W` per matrix."""

@@ -191,7 +191,7 @@ _WINDOW = 8
 
 
 def _log_norm(xp: Any, sigma: Any, scale: Any) -> Any:
-    """``scale + log(sigma)``, and -inf for a zero norm."""
+    """``scale + log(sigma)``, and -inf for a zero norm (or singular value)."""
     positive = sigma > 0
     safe = xp.where(positive, sigma, xp.ones_like(sigma))
     return xp.where(positive, scale + xp.log(safe), xp.full_like(sigma, -math.inf))
@@ -382,10 +382,7 @@ def chain_of(
         elif spectral == "svd":
             log_spec.append(_log_norm(xp, xp.linalg.svdvals(mantissa)[..., 0], scale))
         if singular_values:
-            sv = xp.linalg.svdvals(mantissa)
-            positive = sv > 0
-            safe = xp.where(positive, sv, xp.ones_like(sv))
-            log_sv.append(xp.where(positive, scale[:, None] + xp.log(safe), xp.full_like(sv, -math.inf)))
+            log_sv.append(_log_norm(xp, xp.linalg.svdvals(mantissa), scale[:, None]))
     lags = xp.asarray(list(range(length + 1)))
     times = a + lags if backward else a - lags
     return ChainResult(
