@@ -8,6 +8,7 @@ recomputing them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,8 @@ class VJP:
     function: Callable[..., Any]
     source: str
     deferred: tuple[tuple[int, str], ...] = ()
+    #: the indices ``k`` of the saved values ``F[k]`` the kernel reads (the forward keeps only these)
+    uses: frozenset[int] = frozenset()
 
 
 def lowering_error(cell: Cell, what: str, err: Exception) -> GradflowError:
@@ -116,7 +119,8 @@ def build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...]) 
     except NotDifferentiableError as err:
         raise lowering_error(cell, f"the pullbacks of {kind} {name}", err) from err
     reads = tuple((s.name, int(s.lag)) for s in signals)
-    return VJP(reads, tuple(terms), function, source, tuple(deferred))
+    uses = frozenset(int(k) for k in re.findall(r"\bF\[(\d+)\]", source))
+    return VJP(reads, tuple(terms), function, source, tuple(deferred), uses)
 
 
 def _transposed_product(cell: Cell, term: sp.Basic) -> tuple[str, sp.Basic] | None:

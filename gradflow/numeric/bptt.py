@@ -71,9 +71,13 @@ class _Reverse:
         self.tagged = bool(self.budget) and len(self.groups) > 1
         self.pending: dict[tuple[str, int], dict[int, Any]] = {}
         self.param_sums: dict[str, Any] = {}
-        self.outer: dict[str, list[tuple[list[Any], list[Any]]]] = {}
+        #: per-step factors kept for a product over all steps, each in one (T, B, w) array:
+        #: key -> (array, rows written); unwritten rows stay zero
+        self.rows: dict[Any, tuple[Any, set[int]]] = {}
+        #: param -> {(left key, right key)}: the outer terms whose sum over steps is L^T R
+        self.outer: dict[str, dict[tuple[Any, Any], None]] = {}
         self.input_grads: dict[tuple[str, int], Any] = {}
-        self.input_lefts: dict[tuple[str, str], dict[int, Any]] = {}  # (input, W) -> time -> ell
+        self.input_lefts: dict[tuple[str, str], None] = {}  # (input, W) whose L W is still to form
         self.stacked_weights: dict[tuple[str, ...], Any] = {}
         self.initial_grads: dict[tuple[str, int], Any] = {}
 
@@ -169,13 +173,27 @@ class _Reverse:
         for (k, param), left in zip(vjp.deferred, lefts, strict=True):
             source, lag = vjp.reads[k]
             if source in problem.inputs:
-                self._accumulate(
-                    self.input_lefts.setdefault((source, param), {}), time + lag, self.total(left)
-                )
+                if 1 <= time + lag <= problem.T:
+                    self.input_lefts[(source, param)] = None
+                    self._put(("input", source, param), time + lag, self.total(left))
             else:
                 self._accumulate(products.setdefault((source, lag, tag), {}), param, left)
-        for spec, value in zip(vjp.terms, terms, strict=True):
-            self._param(spec, value, time)
+        first: dict[int, int] = {}  # a factor shared by several terms (h for every W_g) is kept once
+        for j, (spec, value) in enumerate(zip(vjp.terms, terms, strict=True)):
+            if spec.kind != "outer":
+                self._param(spec, value)
+                continue
+            left, right = value
+            keys = []
+            for side, factor in enumerate((left, right)):
+                if factor is None:  # a signal the forward pass holds
+                    keys.append(("signal", *spec.right))
+                    continue
+                slot = first.setdefault(id(factor), 2 * j + side)
+                keys.append(("factor", name, slot))
+                if slot == 2 * j + side:
+                    self._put(keys[-1], time, factor)
+            self.outer.setdefault(spec.param, {})[(keys[0], keys[1])] = None
 
     def _send(self, key: tuple[str, int], back: Any, time: int, index: int, tag: int = FRESH) -> None:
         """Pass the pullback ``back`` of the step at ``time`` of sweep ``index`` to the read ``key``."""
@@ -214,38 +232,32 @@ class _Reverse:
         zero = xp.zeros(problem.inputs[name][0].shape, dtype=dtype)
         series = [self.input_grads.get((name, time), zero) for time in range(1, problem.T + 1)]
         total = xp.stack([xp.broadcast_to(s, zero.shape) for s in series], axis=0)
-        for (source, param), lefts in self.input_lefts.items():
-            if source != name:
-                continue
-            width = int(problem.params[param].shape[0])
-            empty = xp.zeros((problem.B, width), dtype=dtype)
-            stacked = xp.stack(
-                [
-                    xp.broadcast_to(lefts.get(time, empty), (problem.B, width))
-                    for time in range(1, problem.T + 1)
-                ],
-                axis=0,
-            )
-            total = total + xp.matmul(stacked, problem.params[param])
+        for source, param in self.input_lefts:
+            if source == name:
+                total = total + xp.matmul(self.rows[("input", source, param)][0], problem.params[param])
         return total
+
+    def _put(self, key: Any, time: int, value: Any) -> None:
+        """Add ``value`` (B, w) to the row of ``time`` of the per-step factors ``key``."""
+        entry = self.rows.get(key)
+        if entry is None:
+            problem = self.problem
+            array = self.xp.zeros((problem.T, problem.B, value.shape[-1]), dtype=value.dtype)
+            entry = self.rows[key] = (array, set())
+        array, written = entry
+        if time in written:
+            array[time - 1, ...] = array[time - 1, ...] + value
+        else:
+            array[time - 1, ...] = value
+            written.add(time)
 
     def _accumulate(self, store: dict[Any, Any], key: Any, value: Any) -> None:
         found = store.get(key)
         store[key] = value if found is None else found + value
 
-    def _param(self, spec: Any, value: Any, time: int) -> None:
-        xp, B = self.xp, self.problem.B
-        if spec.kind == "outer":
-            left, right = value
-            if right is None:
-                right = self.values(spec.right[0], time + spec.right[1])
-            if tuple(left.shape) != (B, left.shape[-1]):
-                left = xp.broadcast_to(left, (B, left.shape[-1]))
-            if tuple(right.shape) != (B, right.shape[-1]):
-                right = xp.broadcast_to(right, (B, right.shape[-1]))
-            lists = self.outer.setdefault(spec.param, [])
-            lists.append(([left], [right]))
-            return
+    def _param(self, spec: Any, value: Any) -> None:
+        """Add one step's vector or scalar parameter term (outer terms are kept as rows: see ``_pull``)."""
+        xp = self.xp
         if spec.kind == "vector":
             value = xp.reshape(value, (-1, value.shape[-1]))
             total = xp.sum(value, axis=0)
@@ -257,39 +269,23 @@ class _Reverse:
     def parameter_gradients(self) -> dict[str, Any]:
         problem, xp = self.problem, self.xp
         grads: dict[str, Any] = {}
-        stacked: dict[tuple[int, ...], Any] = {}
         for name, value in problem.params.items():
             total = self.param_sums.get(name)
-            pairs = self.outer.get(name, [])
-            if pairs:
-                total = (
-                    self._outer_sum(pairs, stacked)
-                    if total is None
-                    else total + self._outer_sum(pairs, stacked)
-                )
+            for pair in self.outer.get(name, ()):
+                product = self._outer_sum(*pair)
+                total = product if total is None else total + product
             if total is None:
                 total = xp.zeros(value.shape, dtype=value.dtype)
             grads[name] = xp.reshape(total, value.shape)
         return grads
 
-    def _outer_sum(
-        self, pairs: list[tuple[list[Any], list[Any]]], stacked: dict[tuple[int, ...], Any]
-    ) -> Any:
-        r""":math:`\sum_t \ell_t r_t^\top = L^\top R` with the factors stacked over time and batch: one product.
-
-        ``stacked`` caches stacks by the identity of their pieces: the gates' shared factors
-        (:math:`h^{(t-1)}` for every :math:`W_g`) are stacked once.
-        """
-        xp = self.xp
-        lefts = [left for ls, _ in pairs for left in ls]
-        rights = [right for _, rs in pairs for right in rs]
+    def _outer_sum(self, left: Any, right: Any) -> Any:
+        r""":math:`\sum_t \ell_t r_t^\top = L^\top R` with the factors laid out over time and batch: one product."""
         factors = []
-        for pieces in (lefts, rights):
-            key = tuple(id(p) for p in pieces)
-            if key not in stacked:
-                stacked[key] = xp.concat(pieces, axis=0)
-            factors.append(stacked[key])
-        return xp.matmul(factors[0].T, factors[1])
+        for key in (left, right):
+            array = self.values.over_time(key[1], key[2]) if key[0] == "signal" else self.rows[key][0]
+            factors.append(self.xp.reshape(array, (-1, array.shape[-1])))
+        return self.xp.matmul(factors[0].T, factors[1])
 
 
 def bptt(
@@ -350,7 +346,11 @@ def bptt(
     """
     strategy = as_strategy(truncation)
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
-    values = run_forward(problem, keep=True)
+    program = problem.compiled.program
+    budget = isinstance(strategy, Truncated)
+    values = run_forward(
+        problem, keep={name: program.vjp(name, budget).uses for _, name in problem.cell.order}
+    )
     reverse = _Reverse(problem, values, strategy)
     xp = problem.xp
     names = {name for _, name in problem.cell.order}

@@ -9,7 +9,7 @@ intermediates and outputs are ``(T, B, size)``, index ``t - 1`` for time ``t``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +185,26 @@ class Values:
         self.computed: dict[tuple[str, int], Any] = {}
         self.saved: dict[tuple[str, int], Any] = {}
         self.backward = problem.cell.backward
+        #: each node's values over time, one (rows, B, size) array laid out as the trajectory
+        #: (the module docstring): one large allocation per node instead of one per step
+        self.series: dict[str, Any] = {}
+
+    def store(self, name: str, time: int, value: Any) -> Any:
+        """Write ``value`` of ``name`` at ``time`` into its series; return the (B, size) row that holds it."""
+        problem, xp = self.problem, self.problem.xp
+        series = self.series.get(name)
+        state = name in problem.cell.states
+        backward = name in self.backward
+        if series is None:
+            rows = problem.T + 1 if state else problem.T
+            series = xp.empty((rows, problem.B, value.shape[-1]), dtype=value.dtype)
+            if state:  # the initial value, first (last for a state running backwards)
+                series[problem.T if backward else 0, ...] = self(name, problem.T + 1 if backward else 0)
+            self.series[name] = series
+        row = series[time if state and not backward else time - 1, ...]
+        row[...] = value
+        self.computed[(name, time)] = row
+        return row
 
     def __call__(self, name: str, time: int) -> Any:
         """The value of ``name`` at ``time``."""
@@ -200,13 +220,31 @@ class Values:
                 return problem.initial[name][outside]
         raise GradflowError(f"no value of {name!r} at time {time} (the schedule read it too early)")
 
+    def over_time(self, name: str, lag: int) -> Any:
+        """The values of ``name`` at times ``1 + lag`` to ``T + lag``, (T, B, size): a slice where they are held so."""
+        problem, xp, T = self.problem, self.problem.xp, self.problem.T
+        if name in problem.sequences and lag == 0:
+            return problem.sequences[name]
+        series = self.series.get(name)
+        if series is not None:
+            start = 1 + lag if name in problem.cell.states and name not in self.backward else lag
+            if start >= 0 and start + T <= series.shape[0]:
+                return series[start : start + T, ...]
+        values = [self(name, time + lag) for time in range(1, T + 1)]
+        return xp.stack([xp.broadcast_to(v, (problem.B, v.shape[-1])) for v in values], axis=0)
+
     def reads(self, keys: Any, time: int) -> dict[tuple[str, int], Any]:
         """``{(name, lag): value at time + lag}`` for a kernel's reads."""
         return {key: self(key[0], time + key[1]) for key in keys}
 
 
-def run_forward(problem: Problem, keep: bool = False) -> Values:
-    """Evaluate every node of every sweep at every time (``keep``: also the values the VJPs reuse)."""
+def run_forward(problem: Problem, keep: Mapping[str, Collection[int]] | None = None) -> Values:
+    """Evaluate every node of every sweep at every time.
+
+    ``keep``: by node, the indices of the forward kernel's saved values that its VJP reads
+    (:attr:`~gradflow.numeric._pullbacks.VJP.uses`); these are kept for the backward pass, and
+    the other entries are ``None``, so that no step holds a subtree nobody reads again.
+    """
     values = Values(problem)
     program = problem.compiled.program
     xp, P, dtype = problem.xp, problem.params, problem.compiled.dtype
@@ -220,7 +258,8 @@ def run_forward(problem: Problem, keep: bool = False) -> Values:
         times = range(1, problem.T + 1) if sweep.direction > 0 else range(problem.T, 0, -1)
         kernels = [(name, program.forward[name], hoisted.get(name)) for _, name in sweep.nodes]
         fused = program.fused[index] if program.fused else ()
-        stacked = [xp.concat([P[param] for param in group.params], axis=0).T for group in fused]
+        # [W_1; W_2; ...]^T, built as one array laid out for the product (a transposed view is slower)
+        stacked = [xp.concat([P[param].T for param in group.params], axis=1) for group in fused]
         for time in times:
             blocks = []  # [W_1; W_2; ...] s, one product per group, cut into W_k s
             for group, matrix in zip(fused, stacked, strict=True):
@@ -231,9 +270,12 @@ def run_forward(problem: Problem, keep: bool = False) -> Values:
                 if forward.given:
                     H = (*H, *(blocks[g][p] for g, p in forward.given))
                 value, saved = forward.function(xp, P, values.reads(forward.reads, time), H, dtype)
-                values.computed[(name, time)] = value
-                if keep:
-                    values.saved[(name, time)] = saved
+                row = values.store(name, time, value)
+                if keep is not None:
+                    used = keep.get(name, ())
+                    values.saved[(name, time)] = tuple(
+                        (row if v is value else v) if k in used else None for k, v in enumerate(saved)
+                    )
     return values
 
 
@@ -257,6 +299,8 @@ class Trajectory(Mapping[str, Any]):
     def _build(self, name: str) -> Any:
         """Stack one signal over time (on first access: a BPTT caller may never look)."""
         problem, values, xp = self._problem, self._values, self._problem.xp
+        if name in values.series:
+            return values.series[name]
         series = []
         for time in range(1, problem.T + 1):
             value = values(name, time)

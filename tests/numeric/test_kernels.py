@@ -94,3 +94,61 @@ def test_fused_products_follow_the_sweeps_of_a_stack_over_a_bidirectional_layer(
         ("layer1.h", 0),  # layer 2 reads layer 1's output of the same step: an earlier sweep computed it
         ("layer2.h", -1),
     ]
+
+
+def lstm_problem(T=5, B=2, n=3, m=2):
+    cell = gf.cells.lstm()
+    rng = np.random.default_rng(3)
+    params = gf.init_params(cell.with_sizes(n=n, m=m), seed=2)
+    return cell, params, rng.normal(size=(T, B, m)), rng.normal(size=(T, B, n))
+
+
+def test_the_forward_keeps_only_the_saved_values_its_pullbacks_read():
+    from gradflow.numeric.simulate import prepare, run_forward
+
+    cell, params, x, _ = lstm_problem()
+    problem = prepare(cell, params, x, None)
+    program = problem.compiled.program
+    uses = {name: program.vjp(name, False).uses for _, name in cell.order}
+    assert uses["f"] == {3} and uses["h"] == {0}  # sigma(u_f), for sigma' = y (1 - y); tanh(c)
+    assert uses["c"] == set()  # c = f * c' + i * c~ reads its operands, not its products
+    values = run_forward(problem, keep=uses)
+    kept = values.saved[("f", 2)]
+    assert kept[:3] == (None, None, None)  # U_f x, W_f h and the pre-activation are dropped
+    assert kept[3] is values("f", 2)  # the gate itself: the row of its series, not a second copy
+    assert np.shares_memory(kept[3], values.series["f"])
+
+
+def test_a_trajectory_is_the_series_the_forward_wrote():
+    cell, params, x, _ = lstm_problem()
+    traj = gf.simulate(cell, params, x)
+    assert traj["h"].shape == (6, 2, 3) and traj["f"].shape == (5, 2, 3)
+    assert traj["h"] is traj._values.series["h"]  # no stacking copy
+    assert np.array_equal(traj["h"][0], np.zeros((2, 3)))  # the initial value, row 0
+    assert traj.at("h", 3) is not None and np.array_equal(traj.at("h", 3), traj._values("h", 3))
+
+
+def test_weight_gradients_read_the_series_in_place_and_keep_shared_factors_once():
+    import sys
+
+    bptt_module = sys.modules["gradflow.numeric.bptt"]
+    cell, params, x, upstream = lstm_problem()
+    problem = bptt_module.prepare(cell, params, x, None)
+    program = problem.compiled.program
+    values = bptt_module.run_forward(
+        problem, keep={name: program.vjp(name, False).uses for _, name in cell.order}
+    )
+    reverse = bptt_module._Reverse(problem, values, gf.Full())
+    for t in range(1, 6):
+        reverse.seed("h", t, upstream[t - 1])
+    reverse.run()
+    (pair,) = reverse.outer["W_f"]
+    (same,) = reverse.outer["U_f"]
+    assert pair[0] == same[0]  # W_f and U_f share their left factor ell_f: one (T, B, n) array
+    assert pair[1] == ("signal", "h", -1) and same[1] == ("signal", "x", 0)
+    h_before = values.over_time("h", -1)
+    assert np.shares_memory(h_before, values.series["h"]) and h_before.shape == (5, 2, 3)
+    assert np.array_equal(h_before, values.series["h"][:5])
+    assert values.over_time("x", 0) is problem.sequences["x"]
+    expected = gf.bptt(cell, params, x, {"h": upstream})
+    np.testing.assert_allclose(reverse.parameter_gradients()["W_f"], expected["W_f"], rtol=1e-13)
