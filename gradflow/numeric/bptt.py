@@ -77,7 +77,7 @@ class _Reverse:
         #: param -> {(left key, right key)}: the outer terms whose sum over steps is L^T R
         self.outer: dict[str, dict[tuple[Any, Any], None]] = {}
         self.input_grads: dict[tuple[str, int], Any] = {}
-        self.input_lefts: dict[tuple[str, str], None] = {}  # (input, W) whose L W is still to form
+        self.input_lefts: dict[tuple[str, str], dict[Any, None]] = {}  # (input, W) -> rows of L in L W
         self.stacked_weights: dict[tuple[str, ...], Any] = {}
         self.initial_grads: dict[tuple[str, int], Any] = {}
 
@@ -170,30 +170,32 @@ class _Reverse:
         for key, back in zip(vjp.reads, reads, strict=True):
             if back is not None:
                 self._send(key, back, time, index, tag)
-        for (k, param), left in zip(vjp.deferred, lefts, strict=True):
-            source, lag = vjp.reads[k]
-            if source in problem.inputs:
-                if 1 <= time + lag <= problem.T:
-                    self.input_lefts[(source, param)] = None
-                    self._put(("input", source, param), time + lag, self.total(left))
-            else:
-                self._accumulate(products.setdefault((source, lag, tag), {}), param, left)
-        first: dict[int, int] = {}  # a factor shared by several terms (h for every W_g) is kept once
+        kept: dict[int, Any] = {}  # id of a factor kept this step -> its rows (each factor is kept once)
         for j, (spec, value) in enumerate(zip(vjp.terms, terms, strict=True)):
             if spec.kind != "outer":
                 self._param(spec, value)
                 continue
-            left, right = value
             keys = []
-            for side, factor in enumerate((left, right)):
+            for side, factor in enumerate(value):
                 if factor is None:  # a signal the forward pass holds
                     keys.append(("signal", *spec.right))
-                    continue
-                slot = first.setdefault(id(factor), 2 * j + side)
-                keys.append(("factor", name, slot))
-                if slot == 2 * j + side:
+                elif id(factor) in kept:  # shared: h for every W_g, ell_g for W_g and U_g
+                    keys.append(kept[id(factor)])
+                else:
+                    keys.append(kept.setdefault(id(factor), ("factor", name, 2 * j + side)))
                     self._put(keys[-1], time, factor)
             self.outer.setdefault(spec.param, {})[(keys[0], keys[1])] = None
+        for (k, param), left in zip(vjp.deferred, lefts, strict=True):
+            source, lag = vjp.reads[k]
+            if source not in problem.inputs:
+                self._accumulate(products.setdefault((source, lag, tag), {}), param, left)
+            elif 1 <= time + lag <= problem.T:
+                left = self.total(left)
+                key = kept.get(id(left)) if lag == 0 else None  # the rows of U_g's ell_g hold it already
+                if key is None:
+                    key = ("input", name, source, param, lag)
+                    self._put(key, time + lag, left)
+                self.input_lefts.setdefault((source, param), {})[key] = None
 
     def _send(self, key: tuple[str, int], back: Any, time: int, index: int, tag: int = FRESH) -> None:
         """Pass the pullback ``back`` of the step at ``time`` of sweep ``index`` to the read ``key``."""
@@ -232,9 +234,9 @@ class _Reverse:
         zero = xp.zeros(problem.inputs[name][0].shape, dtype=dtype)
         series = [self.input_grads.get((name, time), zero) for time in range(1, problem.T + 1)]
         total = xp.stack([xp.broadcast_to(s, zero.shape) for s in series], axis=0)
-        for source, param in self.input_lefts:
-            if source == name:
-                total = total + xp.matmul(self.rows[("input", source, param)][0], problem.params[param])
+        for (source, param), keys in self.input_lefts.items():
+            for key in keys if source == name else ():
+                total = total + xp.matmul(self._rows(key), problem.params[param])
         return total
 
     def _put(self, key: Any, time: int, value: Any) -> None:
@@ -242,7 +244,7 @@ class _Reverse:
         entry = self.rows.get(key)
         if entry is None:
             problem = self.problem
-            array = self.xp.zeros((problem.T, problem.B, value.shape[-1]), dtype=value.dtype)
+            array = self.xp.empty((problem.T, problem.B, value.shape[-1]), dtype=value.dtype)
             entry = self.rows[key] = (array, set())
         array, written = entry
         if time in written:
@@ -250,6 +252,15 @@ class _Reverse:
         else:
             array[time - 1, ...] = value
             written.add(time)
+
+    def _rows(self, key: Any) -> Any:
+        """The (T, B, w) factors ``key``, with zeros in the rows of the steps that sent none."""
+        array, written = self.rows[key]
+        if len(written) < self.problem.T:
+            for time in set(range(1, self.problem.T + 1)) - written:
+                array[time - 1, ...] = 0.0
+            written.update(range(1, self.problem.T + 1))
+        return array
 
     def _accumulate(self, store: dict[Any, Any], key: Any, value: Any) -> None:
         found = store.get(key)
@@ -283,7 +294,7 @@ class _Reverse:
         r""":math:`\sum_t \ell_t r_t^\top = L^\top R` with the factors laid out over time and batch: one product."""
         factors = []
         for key in (left, right):
-            array = self.values.over_time(key[1], key[2]) if key[0] == "signal" else self.rows[key][0]
+            array = self.values.over_time(key[1], key[2]) if key[0] == "signal" else self._rows(key)
             factors.append(self.xp.reshape(array, (-1, array.shape[-1])))
         return self.xp.matmul(factors[0].T, factors[1])
 

@@ -146,6 +146,7 @@ def test_weight_gradients_read_the_series_in_place_and_keep_shared_factors_once(
     (same,) = reverse.outer["U_f"]
     assert pair[0] == same[0]  # W_f and U_f share their left factor ell_f: one (T, B, n) array
     assert pair[1] == ("signal", "h", -1) and same[1] == ("signal", "x", 0)
+    assert list(reverse.input_lefts[("x", "U_f")]) == [pair[0]]  # dL/dx = sum_g L_g U_g reads the same rows
     h_before = values.over_time("h", -1)
     assert np.shares_memory(h_before, values.series["h"]) and h_before.shape == (5, 2, 3)
     assert np.array_equal(h_before, values.series["h"][:5])
