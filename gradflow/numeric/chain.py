@@ -11,8 +11,10 @@ default): :math:`D_0 = I` and
 with the step Jacobians applied as operators :math:`M \mapsto M J` printed
 from the structured symbolic ones (diagonal factors are broadcasts). Only
 the last few :math:`D_k` are held (O(n²) memory per batch element), each as a
-mantissa of unit Frobenius norm and a running log-scale, so a chain of
-:math:`10^4` exploding steps has finite logs. The spectral norm of every
+mantissa and a running log-scale; the mantissa is divided by its Frobenius
+norm whenever that norm leaves :math:`[2^{-32}, 2^{32}]` (not at every step:
+the division is a pass over :math:`n^2` numbers, the norm a dot product), so
+a chain of :math:`10^4` exploding steps has finite logs. The spectral norm of every
 :math:`D_k` comes from subspace iteration on :math:`D_k D_k^\top`, run on a few
 lags at once, warm-started from the lags before and stopped by a residual test
 (Gram eigenvalues as the fallback), or exactly from singular values on request.
@@ -157,18 +159,30 @@ def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-def _normalise(xp: Any, M: Any, scale: Any) -> tuple[Any, Any]:
-    """Rescale each batch element of M to unit Frobenius norm; returns (mantissa, log-scale)."""
-    norms = xp.sqrt(xp.sum(M * M, axis=(-2, -1)))
+#: A mantissa is divided by its Frobenius norm only when the norm leaves [1/_BAND, _BAND]: one step
+#: then cannot overflow or underflow it unless its Jacobian's norm is beyond 2^900 or below 2^-900.
+_BAND = 2.0**32
+
+
+def _normalise(xp: Any, M: Any, scale: Any) -> tuple[Any, Any, Any]:
+    r"""``(mantissa, log-scale, log Frobenius norm)`` of :math:`e^{\text{scale}} M` (one per batch element).
+
+    The mantissa is ``M`` itself while every norm lies in ``[1/_BAND, _BAND]`` (or is zero), else
+    ``M`` divided by its norm; a zero matrix gets the log-scale and norm ``-inf``.
+    """
+    flat = xp.reshape(M, (M.shape[0], -1))
+    norms = xp.sqrt(xp.vecdot(flat, flat))
     positive = norms > 0
     safe = xp.where(positive, norms, xp.ones_like(norms))
-    mantissa = M / safe[:, None, None]
     log = xp.where(positive, scale + xp.log(safe), xp.full_like(norms, -math.inf))
-    return mantissa, log
+    inside = xp.logical_and(safe >= 1 / _BAND, safe <= _BAND)
+    if bool(xp.all(inside)):
+        return M, xp.where(positive, scale, log), log
+    return M / safe[:, None, None], log, log
 
 
-def _combine(xp: Any, parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
-    r""":math:`\sum_i e^{s_i} M_i` as (mantissa, log-scale), without overflow."""
+def _combine(xp: Any, parts: list[tuple[Any, Any]]) -> tuple[Any, Any, Any]:
+    r""":math:`\sum_i e^{s_i} M_i` as :func:`_normalise` gives it, without overflow."""
     if len(parts) == 1:
         return _normalise(xp, parts[0][0], parts[0][1])
     top = parts[0][1]
@@ -336,7 +350,7 @@ def chain_of(
         raise ChainError(f"spectral must be 'power', 'gram', 'svd' or None, got {spectral!r}")
     dtype_ = problem.compiled.dtype
     eye = xp.broadcast_to(xp.eye(N, dtype=dtype_), (B, N, N))
-    history: list[tuple[Any, Any]] = [_normalise(xp, eye, xp.zeros((B,), dtype=dtype_))]
+    history: list[tuple[Any, Any, Any]] = [_normalise(xp, eye, xp.zeros((B,), dtype=dtype_))]
     window = max(stepper.lags)
     log_fro, log_spec, log_sv, mantissas, scales = [], [], [], [], []
     iterations: list[int] = []
@@ -350,7 +364,7 @@ def chain_of(
             for d in stepper.lags:
                 if k - d < 0:
                     continue
-                M, scale = history[-d]  # D_{k-d}: history holds D_{k-window} .. D_{k-1}
+                M, scale, _ = history[-d]  # D_{k-d}: history holds D_{k-window} .. D_{k-1}
                 step = a + k - d if backward else a - k + d
                 applied = stepper.apply(M, d, step)
                 if applied is not None:
@@ -359,11 +373,12 @@ def chain_of(
                 history.append(_combine(xp, parts))
             else:
                 zero = xp.zeros((B, N, N), dtype=dtype_)
-                history.append((zero, xp.full((B,), -math.inf, dtype=dtype_)))
+                nothing = xp.full((B,), -math.inf, dtype=dtype_)
+                history.append((zero, nothing, nothing))
             if len(history) > window:
                 history = history[-window:]
-        mantissa, scale = history[-1]
-        log_fro.append(scale)
+        mantissa, scale, log = history[-1]
+        log_fro.append(log)
         if full:
             mantissas.append(mantissa)
             scales.append(scale)

@@ -144,6 +144,36 @@ def test_a_long_exploding_chain_has_finite_logs() -> None:
     np.testing.assert_allclose(logs, np.arange(T + 1) * np.log(2.0), rtol=1e-10, atol=1e-9)
 
 
+def test_mantissas_are_rescaled_only_when_their_norm_leaves_the_band() -> None:
+    from gradflow.numeric.chain import _BAND, _normalise
+
+    xp = gf.numeric.backend.namespace("numpy")
+    M = np.full((2, 3, 3), 1.0 / 3.0)  # Frobenius norm 1 in both batch elements
+    M[1] *= 4.0
+    same, scale, log = _normalise(xp, M, np.array([0.5, -1.0]))
+    assert same is M  # inside the band: no pass over the matrix
+    np.testing.assert_allclose(log, [0.5, -1.0 + np.log(4.0)], rtol=1e-15)
+    np.testing.assert_array_equal(scale, [0.5, -1.0])
+    M[0] *= 2 * _BAND  # one batch element leaves the band: both are divided by their norms
+    rescaled, scale, log = _normalise(xp, M, np.array([0.5, -1.0]))
+    np.testing.assert_allclose(np.linalg.norm(rescaled, axis=(1, 2)), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(scale, log, rtol=0)
+    np.testing.assert_allclose(log, [0.5 + np.log(2 * _BAND), -1.0 + np.log(4.0)], rtol=1e-15)
+    zero, scale, log = _normalise(xp, np.zeros((1, 2, 2)), np.array([3.0]))
+    assert np.all(zero == 0) and scale[0] == -np.inf and log[0] == -np.inf
+
+
+def test_a_long_vanishing_chain_equals_the_closed_form() -> None:
+    # (Q/2)^k: the mantissa drifts out of the band every 32 steps and is rescaled; the logs stay exact
+    n, T = 5, 400
+    params = {"W_h": 0.5 * orthogonal(n, 6), "W_x": np.zeros((n, 1)), "b": np.zeros(n)}
+    chain = gf.jacobian_chain(gf.cells.elman(), params, np.zeros((T, 1, 1)))
+    lags = np.arange(T + 1)
+    np.testing.assert_allclose(to_numpy(chain.log_spectral)[:, 0], -lags * np.log(2.0), rtol=1e-12, atol=1e-9)
+    expected = -lags * np.log(2.0) + 0.5 * np.log(n)  # ||Q^k||_F = sqrt(n)
+    np.testing.assert_allclose(to_numpy(chain.log_frobenius)[:, 0], expected, rtol=1e-12, atol=1e-9)
+
+
 def test_lyapunov_spectrum_matches_log_singular_values_over_T() -> None:
     n, T = 5, 300
     params = elman_params(n, 1.5, seed=6)
