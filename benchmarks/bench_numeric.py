@@ -16,13 +16,22 @@
    over lax.scan where installed, and an LSTM written by hand in NumPy (one
    fused gate product per step: the floor of any NumPy program on this
    machine), with the cost of NumPy's and torch's float64 tanh and exp beside.
+   Each contender runs in a fresh process of its own, several rounds in turn:
+   thread pools that keep spinning after their work (OpenMP, OpenBLAS, JAX)
+   would otherwise slow whatever runs next in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,49 +155,134 @@ def jax_chain(W_h: Any, W_x: Any, x: Any, repeats: int, ours: float) -> None:
     print(f"    jax jit(jacrev) + SVD      {seconds:8.3f} s   ratio jax/gradflow = {seconds / ours:.1f}x")
 
 
-def lstm_benchmark(n: int, T: int, B: int, repeats: int) -> Callable[[], None]:
+#: The LSTM's contenders, each timed in a process of its own (see :func:`lstm_benchmark`).
+CONTENDERS = ("gradflow", "torch", "numpy", "jax")
+
+
+def lstm_problem(n: int, T: int, B: int) -> dict[str, Any]:
+    """The weights (PyTorch's layout and initialisation, gates i, f, g, o), inputs and upstream gradients."""
+    rng = np.random.default_rng(2)
+    bound = 1 / np.sqrt(n)
+    return {
+        "W": rng.uniform(-bound, bound, size=(4 * n, n)),
+        "U": rng.uniform(-bound, bound, size=(4 * n, n)),
+        "b_ih": rng.uniform(-bound, bound, size=4 * n),
+        "b_hh": rng.uniform(-bound, bound, size=4 * n),
+        "x": rng.normal(size=(T, B, n)),
+        "upstream": rng.normal(size=(T, B, n)),
+    }
+
+
+def lstm_contender(name: str, n: int, T: int, B: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """``(run, recurrent_gradient)`` of one contender: ``run()`` is the timed forward + backward pass,
+    ``recurrent_gradient()`` the (4n, n) gradient of the recurrent weights that ``run`` computed."""
+    data = lstm_problem(n, T, B)
+    W, U, x, upstream = data["W"], data["U"], data["x"], data["upstream"]
+    bias = data["b_ih"] + data["b_hh"]
+    if name == "gradflow":
+        params = {}
+        for k, gate in enumerate("ifco"):
+            rows = slice(k * n, (k + 1) * n)
+            params[f"W_{gate}"], params[f"U_{gate}"], params[f"b_{gate}"] = W[rows], U[rows], bias[rows]
+        cell, found = gf.cells.lstm(), {}
+
+        def run_gradflow() -> None:
+            found["grads"] = gf.bptt(cell, params, x, {"h": upstream})
+
+        return run_gradflow, lambda: np.concatenate([found["grads"][f"W_{g}"] for g in "ifco"], axis=0)
+    if name == "torch":
+        import torch
+
+        module = torch.nn.LSTM(n, n).double()
+        with torch.no_grad():
+            for weight, value in (("weight_hh_l0", W), ("weight_ih_l0", U), ("bias_ih_l0", data["b_ih"])):
+                getattr(module, weight).copy_(torch.tensor(value))
+            module.bias_hh_l0.copy_(torch.tensor(data["b_hh"]))
+        xt, rt = torch.tensor(x), torch.tensor(upstream)
+
+        def run_torch() -> None:
+            module.zero_grad()
+            out, _ = module(xt)
+            (out * rt).sum().backward()
+
+        return run_torch, lambda: module.weight_hh_l0.grad.numpy()
+    if name == "numpy":
+        found = {}
+
+        def run_numpy() -> None:
+            found["W"] = numpy_lstm_bptt(W, U, bias, x, upstream)
+
+        return run_numpy, lambda: found["W"]
+    if name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        grad = jax.jit(jax.grad(jax_lstm_loss, argnums=(0, 1, 2)))
+        args = [jnp.asarray(a) for a in (W, U, bias, x, upstream)]
+        found = {}
+
+        def run_jax() -> None:
+            found["grads"] = jax.block_until_ready(grad(*args))
+
+        return run_jax, lambda: np.asarray(found["grads"][0])
+    raise ValueError(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+
+
+def run_contender(name: str, n: int, T: int, B: int, repeats: int, save: str) -> None:
+    """Time one contender in this process (after one warm-up run); print JSON, save its gradient."""
+    run, gradient = lstm_contender(name, n, T, B)
+    run()
+    seconds = best_of(repeats, run)
+    np.save(save, gradient())
+    print(json.dumps({"seconds": seconds}))
+
+
+def lstm_benchmark(n: int, T: int, B: int, repeats: int, rounds: int) -> None:
+    """Time every contender in a fresh process of its own, ``rounds`` times, in turn.
+
+    One process per contender and round: the thread pools of PyTorch (OpenMP), OpenBLAS and JAX keep
+    spinning for a while after their work, and on a small machine they slow whatever runs next in the
+    same process. Each round reports its best of ``repeats``; the table gives the median over rounds
+    and the range.
+    """
     import torch
 
-    torch.manual_seed(0)
-    m = n
-    module = torch.nn.LSTM(m, n).double()
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(T, B, m))
-    upstream = rng.normal(size=(T, B, n))
-    W, U = module.weight_hh_l0.detach().numpy(), module.weight_ih_l0.detach().numpy()
-    bias = (module.bias_ih_l0 + module.bias_hh_l0).detach().numpy()
-    params = {}
-    for k, gate in enumerate("ifco"):
-        rows = slice(k * n, (k + 1) * n)
-        params[f"W_{gate}"], params[f"U_{gate}"], params[f"b_{gate}"] = W[rows], U[rows], bias[rows]
-    cell = gf.cells.lstm()
-    gf.bptt(cell, params, x, {"h": upstream})
-    ours = best_of(repeats, lambda: gf.bptt(cell, params, x, {"h": upstream}))
-    xt, rt = torch.tensor(x), torch.tensor(upstream)
-
-    def autograd() -> None:
-        module.zero_grad()
-        out, _ = module(xt)
-        (out * rt).sum().backward()
-
-    autograd()
-    theirs = best_of(repeats, autograd)
-    ours_grad = gf.bptt(cell, params, x, {"h": upstream})["W_f"]
-    reference = module.weight_hh_l0.grad.numpy()
-    error = np.max(np.abs(ours_grad - reference[n : 2 * n])) / np.max(np.abs(reference))
-    fused = best_of(repeats, lambda: numpy_lstm_bptt(W, U, bias, x, upstream))
-    fused_error = np.max(np.abs(numpy_lstm_bptt(W, U, bias, x, upstream) - reference)) / np.max(
-        np.abs(reference)
-    )
+    available = [name for name in CONTENDERS if name != "jax" or importlib.util.find_spec("jax")]
+    seconds: dict[str, list[float]] = {name: [] for name in available}
+    gradients: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for round_ in range(rounds):
+            order = available[round_ % len(available) :] + available[: round_ % len(available)]
+            for name in order:
+                save = str(Path(folder) / f"{name}.npy")
+                command = [sys.executable, __file__, "--contender", name, "--lstm-sizes", str(n), str(T)]
+                command += [str(B), "--repeats", str(repeats), "--save", save]
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                seconds[name].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+                gradients[name] = np.load(save)
+    reference = gradients["torch"]
+    scale = np.max(np.abs(reference))
+    ours = float(np.median(seconds["gradflow"]))
     print(f"\n[2] BPTT of an LSTM, n={n}, T={T}, B={B}, float64 (forward + backward)")
-    print(f"    gradflow bptt              {ours:8.3f} s")
-    print(f"    torch autograd nn.LSTM     {theirs:8.3f} s   ratio torch/gradflow = {theirs / ours:.2f}x")
-    print(f"    agreement (W_f gradient): max rel. difference {error:.1e}")
-    print(
-        f"    hand-fused NumPy LSTM      {fused:8.3f} s   ratio numpy/gradflow = {fused / ours:.2f}x"
-        f"   (the floor of a NumPy program; agreement {fused_error:.1e})"
-    )
-    later = lambda: jax_lstm(W, U, bias, x, upstream, repeats, ours)  # noqa: E731
+    print(f"    each contender in its own process; median of {rounds} rounds (range), best of {repeats} each")
+    labels = {
+        "gradflow": "gradflow bptt",
+        "torch": "torch autograd nn.LSTM",
+        "numpy": "hand-fused NumPy LSTM",
+        "jax": "jax jit(grad) over scan",
+    }
+    for name in available:
+        times = seconds[name]
+        median = float(np.median(times))
+        ratio = "" if name == "gradflow" else f"   {name}/gradflow = {median / ours:.2f}x"
+        agree = np.max(np.abs(gradients[name] - reference)) / scale
+        print(
+            f"    {labels[name]:26s} {median:7.3f} s ({min(times):.3f}-{max(times):.3f}){ratio}"
+            f"   agreement with torch {agree:.1e}"
+        )
+    print("    (the hand-fused NumPy LSTM is the floor of a NumPy program: one gate product per step)")
+    rng = np.random.default_rng(0)
     u = rng.normal(size=(B, n))
     ut = torch.tensor(u)
     for name, ours_f, theirs_f in (
@@ -200,7 +294,6 @@ def lstm_benchmark(n: int, T: int, B: int, repeats: int) -> Callable[[], None]:
             best_of(repeats, lambda f=theirs_f: [f() for _ in range(100)]),
         )
         print(f"    float64 {name} of ({B}, {n}): NumPy {a * 1e4:6.1f} us, torch {b * 1e4:6.1f} us")
-    return later
 
 
 def numpy_lstm_bptt(W: Any, U: Any, bias: Any, x: Any, upstream: Any) -> Any:
@@ -244,37 +337,26 @@ def numpy_lstm_bptt(W: Any, U: Any, bias: Any, x: Any, upstream: Any) -> Any:
     return d_pre.reshape(T * B, 4 * n).T @ h[:-1].reshape(T * B, n)
 
 
-def jax_lstm(W: Any, U: Any, bias: Any, x: Any, upstream: Any, repeats: int, ours: float) -> None:
-    """jax.jit(jax.grad) of the same loss through an LSTM written with lax.scan, where JAX is installed."""
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
-        print("    jax                        not installed (pip install jax): not compared")
-        return
-    jax.config.update("jax_enable_x64", True)
-    n = W.shape[1]
+def jax_lstm_loss(W_hh: Any, W_ih: Any, b: Any, xs: Any, gs: Any) -> Any:
+    """The same loss through an LSTM written with jax.lax.scan (for jax.jit(jax.grad))."""
+    import jax
+    import jax.numpy as jnp
 
-    def loss(W_hh: Any, W_ih: Any, b: Any, xs: Any, gs: Any) -> Any:
-        def step(carry: Any, inputs: Any) -> Any:
-            h, c = carry
-            x_t, g_t = inputs
-            a = x_t @ W_ih.T + h @ W_hh.T + b
-            i, f = jax.nn.sigmoid(a[:, :n]), jax.nn.sigmoid(a[:, n : 2 * n])
-            g, o = jnp.tanh(a[:, 2 * n : 3 * n]), jax.nn.sigmoid(a[:, 3 * n :])
-            c = f * c + i * g
-            h = o * jnp.tanh(c)
-            return (h, c), jnp.sum(h * g_t)
+    n = W_hh.shape[1]
 
-        zeros = jnp.zeros((xs.shape[1], n))
-        _, terms = jax.lax.scan(step, (zeros, zeros), (xs, gs))
-        return jnp.sum(terms)
+    def step(carry: Any, inputs: Any) -> Any:
+        h, c = carry
+        x_t, g_t = inputs
+        a = x_t @ W_ih.T + h @ W_hh.T + b
+        i, f = jax.nn.sigmoid(a[:, :n]), jax.nn.sigmoid(a[:, n : 2 * n])
+        g, o = jnp.tanh(a[:, 2 * n : 3 * n]), jax.nn.sigmoid(a[:, 3 * n :])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), jnp.sum(h * g_t)
 
-    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
-    args = [jnp.asarray(a) for a in (W, U, bias, x, upstream)]
-    jax.block_until_ready(grad(*args))
-    theirs = best_of(repeats, lambda: jax.block_until_ready(grad(*args)))
-    print(f"    jax jit(grad) over scan    {theirs:8.3f} s   ratio jax/gradflow = {theirs / ours:.2f}x")
+    zeros = jnp.zeros((xs.shape[1], n))
+    _, terms = jax.lax.scan(step, (zeros, zeros), (xs, gs))
+    return jnp.sum(terms)
 
 
 def main() -> None:
@@ -285,18 +367,24 @@ def main() -> None:
     parser.add_argument("--backend", default="numpy", help="numpy (default) or cupy")
     parser.add_argument("--n", type=int, default=None, help="state size of the chain benchmark")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="fresh processes per LSTM contender")
+    parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)  # one timed process
+    parser.add_argument("--lstm-sizes", type=int, nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.contender:
+        run_contender(args.contender, *args.lstm_sizes, args.repeats, args.save)
+        return
     n = args.n or (64 if args.quick else 256)
     T = 200 if args.quick else 1000
     # JAX last: once imported, its thread pool slows the NumPy runs that follow on a small machine
-    later = [chain_benchmark(n, T, args.backend, args.repeats)]
+    later = chain_benchmark(n, T, args.backend, args.repeats)
     if args.backend == "numpy":
         sizes = (32, 50, 16) if args.quick else (128, 200, 64)
-        later.append(lstm_benchmark(*sizes, args.repeats))
-    print("\n[3] JAX, run last")
-    for run in later:
-        if run is not None:
-            run()
+        lstm_benchmark(*sizes, args.repeats, 2 if args.quick else args.rounds)
+    if later is not None:
+        print("\n[3] JAX, run last")
+        later()
 
 
 if __name__ == "__main__":

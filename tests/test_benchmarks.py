@@ -34,3 +34,15 @@ def test_the_hand_fused_numpy_lstm_is_an_lstm():
     np.testing.assert_allclose(
         bench.numpy_lstm_bptt(W, U, bias, x, upstream), expected, rtol=1e-12, atol=1e-14
     )
+
+
+def test_the_lstm_contenders_compute_the_same_gradient():
+    bench = load("bench_numeric")
+    gradients = {}
+    for name in ("gradflow", "torch", "numpy"):
+        run, gradient = bench.lstm_contender(name, n=4, T=6, B=3)
+        run()
+        gradients[name] = gradient()
+    assert gradients["torch"].shape == (16, 4)
+    for name in ("gradflow", "numpy"):
+        np.testing.assert_allclose(gradients[name], gradients["torch"], rtol=1e-11, atol=1e-14)
