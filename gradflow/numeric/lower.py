@@ -80,20 +80,29 @@ def _value_form(activation: Activation) -> sp.Expr | None:
     for form in candidates:
         if form.has(z) or form.atoms(sp.Function, sp.Piecewise) or form.free_symbols != {y}:
             continue
-        samples = (-3.5, -0.75, 0.0, 0.4, 2.25)
-        if all(
-            abs(
-                float(
-                    form.xreplace({y: body.xreplace({z: sp.Float(p)})})
-                    - derivative.xreplace({z: sp.Float(p)})
-                )
-            )
-            < 1e-12
-            for p in samples
-        ):
+        if _agrees_at_samples(form, body, derivative):
             form = sp.expand(form)
             return sp.horner(form, y) if form.is_polynomial(y) else form  # y(1 - y): two operations
     return None
+
+
+def _agrees_at_samples(form: sp.Expr, body: sp.Expr, derivative: sp.Expr) -> bool:
+    """Whether ``form`` at ``y = body(z)`` equals ``derivative(z)`` at a few real points ``z``.
+
+    A point where either side is not a finite real number (a square root of a negative number, a
+    pole) counts as a disagreement: the form is then not used.
+    """
+    for p in (-3.5, -0.75, 0.0, 0.4, 2.25):
+        difference = form.xreplace({y: body.xreplace({z: sp.Float(p)})}) - derivative.xreplace(
+            {z: sp.Float(p)}
+        )
+        try:
+            value = complex(sp.N(difference))
+        except (TypeError, ValueError):
+            return False
+        if not abs(value) < 1e-12:  # also False for nan
+            return False
+    return True
 
 
 def compile_activation(activation: Activation) -> tuple[str, Callable[..., Any]]:

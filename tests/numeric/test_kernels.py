@@ -36,6 +36,15 @@ def test_a_user_activation_gets_a_value_form_when_sympy_finds_one():
     assert derivative_of_value(exponential) == y
 
 
+def test_a_value_form_is_rejected_where_a_sample_is_not_a_real_number():
+    from gradflow.numeric.lower import _agrees_at_samples
+
+    assert _agrees_at_samples(1 - y**2, sp.tanh(z), 1 - sp.tanh(z) ** 2)
+    assert not _agrees_at_samples(y, sp.sqrt(z), sp.Integer(0))  # sqrt(-3.5) is imaginary: no TypeError
+    assert not _agrees_at_samples(y, 1 / z, sp.Integer(0))  # a pole at z = 0
+    assert not _agrees_at_samples(y, sp.tanh(z), sp.nan)
+
+
 @pytest.mark.parametrize(("make", "gate"), [(gf.cells.lstm, "f"), (gf.cells.gru, "z"), (gf.cells.elman, "h")])
 def test_pullbacks_read_the_saved_activation_instead_of_recomputing_it(make, gate):
     compiled = gf.numeric.compile(make(), n=3, m=2)
