@@ -183,7 +183,9 @@ class _Reverse:
                     keys.append(kept[id(factor)])
                 else:
                     keys.append(kept.setdefault(id(factor), ("factor", name, 2 * j + side)))
-                    self._put(keys[-1], time, factor)
+                    # the left factor is linear in the cotangent: what each direction group's
+                    # cotangent brings adds up; the right one is a forward value, the same each time
+                    self._put(keys[-1], time, factor, add=side == 0)
             self.outer.setdefault(spec.param, {})[(keys[0], keys[1])] = None
         for (k, param), left in zip(vjp.deferred, lefts, strict=True):
             source, lag = vjp.reads[k]
@@ -239,8 +241,11 @@ class _Reverse:
                 total = total + xp.matmul(self._rows(key), problem.params[param])
         return total
 
-    def _put(self, key: Any, time: int, value: Any) -> None:
-        """Add ``value`` (B, w) to the row of ``time`` of the per-step factors ``key``."""
+    def _put(self, key: Any, time: int, value: Any, add: bool = True) -> None:
+        """Add ``value`` (B, w) to the row of ``time`` of the per-step factors ``key``.
+
+        With ``add=False`` a row already written is kept: a forward value sent again.
+        """
         entry = self.rows.get(key)
         if entry is None:
             problem = self.problem
@@ -248,7 +253,8 @@ class _Reverse:
             entry = self.rows[key] = (array, set())
         array, written = entry
         if time in written:
-            array[time - 1, ...] = array[time - 1, ...] + value
+            if add:
+                array[time - 1, ...] = array[time - 1, ...] + value
         else:
             array[time - 1, ...] = value
             written.add(time)

@@ -201,9 +201,9 @@ class Values:
             if state:  # the initial value, first (last for a state running backwards)
                 series[problem.T if backward else 0, ...] = self(name, problem.T + 1 if backward else 0)
             self.series[name] = series
-        row = series[time if state and not backward else time - 1, ...]
-        row[...] = value
-        self.computed[(name, time)] = row
+        index = time if state and not backward else time - 1
+        series[index, ...] = value
+        row = self.computed[(name, time)] = series[index, ...]
         return row
 
     def __call__(self, name: str, time: int) -> Any:

@@ -162,3 +162,35 @@ def test_weight_gradients_read_the_series_in_place_and_keep_shared_factors_once(
     assert values.over_time("x", 0) is problem.sequences["x"]
     expected = gf.bptt(cell, params, x, {"h": upstream})
     np.testing.assert_allclose(reverse.parameter_gradients()["W_f"], expected["W_f"], rtol=1e-13)
+
+
+def test_cotangents_of_both_direction_groups_at_one_node_add_up():
+    # Under truncation a node may hold a cotangent of each direction group (tagged apart, pulled
+    # one tag at a time). The weight gradient is linear in them: the rows of an outer term's left
+    # factor add up, while its right factor (here r * h for W_h) is the same forward value each time.
+    import sys
+
+    bptt_module = sys.modules["gradflow.numeric.bptt"]
+    cell = gf.cells.bidirectional(gf.cells.gru())
+    params = gf.init_params(cell.with_sizes(n=3, m=2), seed=4)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 2, 2))
+    first, second = rng.normal(size=(2, 2, 3))
+
+    def gradients(*cotangents):
+        problem = bptt_module.prepare(cell, params, x, None)
+        program = problem.compiled.program
+        values = bptt_module.run_forward(
+            problem, keep={name: program.vjp(name, True).uses for _, name in cell.order}
+        )
+        reverse = bptt_module._Reverse(problem, values, gf.Truncated(2))
+        assert reverse.tagged
+        for tag, G in cotangents:
+            reverse.add(("fwd.h_tilde", 3), reverse._whole(G), tag)
+        reverse.run()
+        return reverse.parameter_gradients()
+
+    both = gradients((0, first), (1, second))
+    apart = [gradients((0, first)), gradients((1, second))]
+    for name in ("fwd.W_h", "fwd.U_h", "fwd.b_h", "fwd.W_z", "fwd.W_r"):
+        np.testing.assert_allclose(both[name], apart[0][name] + apart[1][name], rtol=1e-12, atol=1e-15)
