@@ -194,3 +194,27 @@ def test_cotangents_of_both_direction_groups_at_one_node_add_up():
     apart = [gradients((0, first)), gradients((1, second))]
     for name in ("fwd.W_h", "fwd.U_h", "fwd.b_h", "fwd.W_z", "fwd.W_r"):
         np.testing.assert_allclose(both[name], apart[0][name] + apart[1][name], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_lowered_logistic_is_accurate_and_never_overflows(dtype):
+    import warnings
+
+    import mpmath
+
+    from gradflow.numeric._runtime import _sigmoid
+    from gradflow.numeric.backend import namespace
+
+    xp = namespace("numpy")
+    u = np.concatenate([np.linspace(-40.0, 40.0, 801), [-1e4, -800.0, -100.0, 0.0, 100.0, 800.0, 1e4]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning, in either precision
+        got = _sigmoid(xp, np.asarray(u, dtype=dtype))
+    assert got.dtype == np.dtype(dtype) and np.all(np.isfinite(got)) and np.all((got >= 0) & (got <= 1))
+    rounded = np.asarray(u, dtype=dtype).astype(float)  # the arguments as the dtype holds them
+    exact = np.array([float(1 / (1 + mpmath.exp(-mpmath.mpf(v)))) for v in rounded])
+    eps = np.finfo(dtype).eps
+    normal = exact >= np.finfo(dtype).tiny
+    assert np.max(np.abs(got[normal] - exact[normal]) / exact[normal]) <= 4 * eps
+    assert np.all(got[~normal] <= np.finfo(dtype).tiny)  # held at the floor: below the normal range
+    assert got[-1] == 1.0 and got[-4] == 0.5
