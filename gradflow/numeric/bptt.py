@@ -72,7 +72,7 @@ class _Reverse:
         self.pending: dict[tuple[str, int], dict[int, Any]] = {}
         self.param_sums: dict[str, Any] = {}
         #: per-step factors kept for a product over all steps, each in one (T, B, w) array:
-        #: key -> (array, rows written); unwritten rows stay zero
+        #: key -> (array, rows written); the rows never written are zeroed on first use (``_rows``)
         self.rows: dict[Any, tuple[Any, set[int]]] = {}
         #: param -> {(left key, right key)}: the outer terms whose sum over steps is L^T R
         self.outer: dict[str, dict[tuple[Any, Any], None]] = {}
