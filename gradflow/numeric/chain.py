@@ -175,7 +175,7 @@ def _normalise(xp: Any, M: Any, scale: Any) -> tuple[Any, Any, Any]:
     norms = xp.sqrt(xp.vecdot(flat, flat))
     positive = norms > 0
     safe = xp.where(positive, norms, xp.ones_like(norms))
-    log = xp.where(positive, scale + xp.log(safe), xp.full_like(norms, -math.inf))
+    log = log_norm(xp, norms, scale)
     inside = xp.logical_and(safe >= 1 / _BAND, safe <= _BAND)
     if bool(xp.all(inside)):
         return M, xp.where(positive, scale, log), log
