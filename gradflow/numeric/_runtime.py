@@ -44,7 +44,7 @@ def _zeros(xp: Any, size: int, dtype: Any) -> Any:
 
 #: By dtype, the argument below which :math:`e^{-u}` would overflow (-709 in float64, -88 in
 #: float32); the logistic function is held there, at a value below the normal range.
-_SIGMOID_FLOORS: dict[str, float] = {}
+_SIGMOID_FLOORS: dict[tuple[type, Any], float] = {}
 
 
 def _sigmoid(xp: Any, u: Any) -> Any:
@@ -55,7 +55,9 @@ def _sigmoid(xp: Any, u: Any) -> Any:
     below the floor the result is :math:`\sigma(\text{floor})` (about :math:`10^{-308}` in
     float64) instead of a smaller number.
     """
-    key = str(u.dtype)  # dtypes of different libraries must not meet as dict keys
+    # keyed by (type, dtype): dtypes of different libraries must not meet in an equality test
+    # (their tuples differ at the type first); str(dtype) would cost more than the sigmoid's additions
+    key = (type(u.dtype), u.dtype)
     floor = _SIGMOID_FLOORS.get(key)
     if floor is None:
         floor = _SIGMOID_FLOORS[key] = -float(math.floor(math.log(float(xp.finfo(u.dtype).max))))

@@ -71,6 +71,9 @@ class _Reverse:
         self.tagged = bool(self.budget) and len(self.groups) > 1
         self.pending: dict[tuple[str, int], dict[int, Any]] = {}
         self.param_sums: dict[str, Any] = {}
+        self.vector_rows: dict[
+            str, dict[Any, None]
+        ] = {}  # param -> rows whose sum over steps is its gradient
         #: per-step factors kept for a product over all steps, each in one (T, B, w) array:
         #: key -> (array, rows written); the rows never written are zeroed on first use (``_rows``)
         self.rows: dict[Any, tuple[Any, set[int]]] = {}
@@ -172,6 +175,14 @@ class _Reverse:
                 self._send(key, back, time, index, tag)
         kept: dict[int, Any] = {}  # id of a factor kept this step -> its rows (each factor is kept once)
         for j, (spec, value) in enumerate(zip(vjp.terms, terms, strict=True)):
+            if spec.kind == "vector" and _shape(value)[:-1] == (problem.B,):
+                # a bias: its rows are summed once at the end (often the rows of W_g's ell_g, kept already)
+                key = kept.get(id(value))
+                if key is None:
+                    key = kept[id(value)] = ("factor", name, 2 * j)
+                    self._put(key, time, value)
+                self.vector_rows.setdefault(spec.param, {})[key] = None
+                continue
             if spec.kind != "outer":
                 self._param(spec, value)
                 continue
@@ -288,6 +299,10 @@ class _Reverse:
         grads: dict[str, Any] = {}
         for name, value in problem.params.items():
             total = self.param_sums.get(name)
+            for key in self.vector_rows.get(name, ()):
+                rows = self._rows(key)
+                part = xp.sum(xp.reshape(rows, (-1, rows.shape[-1])), axis=0)
+                total = part if total is None else total + part
             for pair in self.outer.get(name, ()):
                 product = self._outer_sum(*pair)
                 total = product if total is None else total + product
