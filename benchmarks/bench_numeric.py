@@ -18,7 +18,8 @@
    machine), with the cost of NumPy's and torch's float64 tanh and exp beside.
    Each contender runs in a fresh process of its own, several rounds in turn:
    thread pools that keep spinning after their work (OpenMP, OpenBLAS, JAX)
-   would otherwise slow whatever runs next in the same process.
+   would otherwise slow whatever runs next in the same process. A second
+   table repeats the race with every library limited to one thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -238,16 +240,27 @@ def run_contender(name: str, n: int, T: int, B: int, repeats: int, save: str) ->
     print(json.dumps({"seconds": seconds}))
 
 
-def lstm_benchmark(n: int, T: int, B: int, repeats: int, rounds: int) -> None:
+#: The environment of a contender limited to one thread: OpenMP (torch), OpenBLAS (NumPy), MKL, XLA (JAX).
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+def lstm_benchmark(n: int, T: int, B: int, repeats: int, rounds: int, one_thread: bool = False) -> None:
     """Time every contender in a fresh process of its own, ``rounds`` times, in turn.
 
     One process per contender and round: the thread pools of PyTorch (OpenMP), OpenBLAS and JAX keep
     spinning for a while after their work, and on a small machine they slow whatever runs next in the
     same process. Each round reports its best of ``repeats``; the table gives the median over rounds
-    and the range.
+    and the range. ``one_thread``: every contender's libraries limited to one thread (:data:`ONE_THREAD`),
+    which separates the cost of the work from how well each library spreads small products over cores.
     """
     import torch
 
+    environment = {**os.environ, **ONE_THREAD} if one_thread else None
     available = [name for name in CONTENDERS if name != "jax" or importlib.util.find_spec("jax")]
     seconds: dict[str, list[float]] = {name: [] for name in available}
     gradients: dict[str, Any] = {}
@@ -258,13 +271,14 @@ def lstm_benchmark(n: int, T: int, B: int, repeats: int, rounds: int) -> None:
                 save = str(Path(folder) / f"{name}.npy")
                 command = [sys.executable, __file__, "--contender", name, "--lstm-sizes", str(n), str(T)]
                 command += [str(B), "--repeats", str(repeats), "--save", save]
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
                 seconds[name].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
                 gradients[name] = np.load(save)
     reference = gradients["torch"]
     scale = np.max(np.abs(reference))
     ours = float(np.median(seconds["gradflow"]))
-    print(f"\n[2] BPTT of an LSTM, n={n}, T={T}, B={B}, float64 (forward + backward)")
+    threads = "one thread each" if one_thread else "default threads"
+    print(f"\n[2] BPTT of an LSTM, n={n}, T={T}, B={B}, float64 (forward + backward), {threads}")
     print(f"    each contender in its own process; median of {rounds} rounds (range), best of {repeats} each")
     labels = {
         "gradflow": "gradflow bptt",
@@ -282,6 +296,8 @@ def lstm_benchmark(n: int, T: int, B: int, repeats: int, rounds: int) -> None:
             f"   agreement with torch {agree:.1e}"
         )
     print("    (the hand-fused NumPy LSTM is the floor of a NumPy program: one gate product per step)")
+    if one_thread:
+        return
     rng = np.random.default_rng(0)
     u = rng.normal(size=(B, n))
     ut = torch.tensor(u)
@@ -381,7 +397,8 @@ def main() -> None:
     later = chain_benchmark(n, T, args.backend, args.repeats)
     if args.backend == "numpy":
         sizes = (32, 50, 16) if args.quick else (128, 200, 64)
-        lstm_benchmark(*sizes, args.repeats, 2 if args.quick else args.rounds)
+        for one_thread in (False, True):
+            lstm_benchmark(*sizes, args.repeats, 2 if args.quick else args.rounds, one_thread)
     if later is not None:
         print("\n[3] JAX, run last")
         later()
