@@ -1,8 +1,32 @@
-r"""Spectral norms of many matrices at once: warm-started subspace iteration, for :mod:`gradflow.numeric.chain`.
+r"""Spectral norms of every lag of a Jacobian chain, for :mod:`gradflow.numeric.chain`.
 
-The chain's :math:`D_k` change little from one lag to the next, so the top left
-singular block of one lag is a good start for the next ones; a few lags are
-iterated together in one batched call per step of the iteration.
+The top left singular block :math:`U` (:math:`N \times p`, orthonormal) of the
+chain's :math:`D_k` changes little from one lag to the next (it settles as the
+lag grows: Oseledets' backward vectors), so one block serves many lags. The
+chain carries :math:`Z_k = U^\top D_k` as :math:`p` extra rows of its mantissa:
+:math:`Z_k = \sum_d Z_{k-d} J^{[d]}` is updated by the same product as
+:math:`D_k` (:math:`p/N` more work), and one Rayleigh--Ritz step of subspace
+iteration on :math:`D_k D_k^\top` then costs one pass over :math:`D_k`:
+:math:`V = D_k Z_k^\top = D_k D_k^\top U` and :math:`H = Z_k Z_k^\top = U^\top
+D_k D_k^\top U`. A lag whose test fails is iterated on its own
+(:math:`U \leftarrow \operatorname{qr}(V)`, :math:`Z = U^\top D_k`, two passes
+each), and the block it ends with becomes :math:`U` for the lags after it.
+
+The test is rigorous. With :math:`\theta_1 \ge \dots \ge \theta_p` the Ritz
+values, :math:`u` the top Ritz vector and :math:`r = \lVert D D^\top u -
+\theta_1 u\rVert`, the top eigenvalue :math:`\lambda_1 \ge \theta_1` of
+:math:`D D^\top` satisfies
+
+* :math:`\lambda_1 \le \theta_1 + r` (Krylov--Weinstein), and
+* :math:`\lambda_1 \le \theta_1 + r^2 / (\theta_1 - \alpha)` for any
+  :math:`\alpha \ge \lambda_2` below :math:`\theta_1` (Kato--Temple; Parlett,
+  *The Symmetric Eigenvalue Problem*, §10.6). Here :math:`\alpha =
+  \lVert D\rVert_F^2 - \theta_1 - \sum_{i=3}^{p} \theta_i`, since the eigenvalues
+  sum to :math:`\lVert D\rVert_F^2` and :math:`\lambda_i \ge \theta_i` (Cauchy
+  interlacing). Long chains are nearly of low rank, so this :math:`\alpha` is
+  close to :math:`\lambda_2` and the quadratic bound ends most lags after one step.
+
+A lag is done when either bound is within ``tol`` :math:`\theta_1`.
 """
 
 from __future__ import annotations
@@ -10,14 +34,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["WINDOW", "log_norm", "spectral_window", "subspace_iteration"]
+__all__ = ["WINDOW", "SpectralNorms", "log_norm"]
 
 
-#: Lags whose spectral norms one subspace iteration computes together (batched: one call per step of
-#: the iteration for all of them, so the per-call cost of the small products is shared). The first
-#: batches hold 1, 2, 4 lags: the first lags need the most iterations, and warm starts from the
-#: lags just before help them most.
+#: Lags tested together: their Rayleigh--Ritz steps are batched (one eigh call for all of them). The first
+#: windows hold 1, 2, 4 lags: the first lags are the ones that fail and update the block most often.
 WINDOW = 8
+
+#: Rounding slack added to alpha, relative to the squared Frobenius norm it is computed from.
+_SLACK = 1e-12
 
 
 def log_norm(xp: Any, sigma: Any, scale: Any) -> Any:
@@ -27,41 +52,97 @@ def log_norm(xp: Any, sigma: Any, scale: Any) -> Any:
     return xp.where(positive, scale + xp.log(safe), xp.full_like(sigma, -math.inf))
 
 
-def spectral_window(
-    xp: Any, waiting: list[tuple[Any, Any]], start: Any, tol: float, max_iter: int
-) -> tuple[list[Any], Any, int]:
-    """:func:`subspace_iteration` of several lags' mantissas at once, all warm-started from ``start`` (B, R, p)."""
-    B = start.shape[0]
-    A = xp.concat([mantissa for mantissa, _ in waiting], axis=0)
-    sigma, U, used = subspace_iteration(xp, A, xp.concat([start] * len(waiting), axis=0), tol, max_iter)
-    count = len(waiting)
-    return [sigma[i * B : (i + 1) * B] for i in range(count)], U[(count - 1) * B :, ...], used
+def _t(xp: Any, a: Any) -> Any:
+    return xp.matrix_transpose(a)
 
 
-def subspace_iteration(xp: Any, A: Any, start: Any, tol: float, max_iter: int) -> tuple[Any, Any, int]:
-    r"""Largest singular value of each A (B, R, N): subspace iteration on :math:`A A^\top`.
+def _test(xp: Any, U: Any, Z: Any, V: Any, F2: Any, tol: float) -> tuple[Any, Any]:
+    r"""Rayleigh--Ritz on the block ``U`` (..., N, p) of :math:`D D^\top`: ``(theta_1, done)``.
 
-    ``start`` (B, R, p) is an orthonormal block, warm-started from the lags
-    before (:func:`spectral_window`). Each iteration applies :math:`A A^\top`, takes the Rayleigh--Ritz
-    value :math:`\theta` of the block, and stops when the residual
-    :math:`\lVert A A^\top u - \theta u\rVert \le` ``tol`` :math:`\theta`; a
-    block (not one vector) converges quickly even when the top singular
-    values are clustered. Gram eigenvalues are the fallback.
+    ``Z`` (..., p, N) is :math:`U^\top D`, ``V`` (..., N, p) is :math:`D Z^\top`, ``F2`` the
+    squared Frobenius norm of :math:`D`.
     """
-    U = start
-    for iteration in range(1, max_iter + 1):
-        V = xp.matmul(A, xp.matmul(xp.matrix_transpose(A), U))  # A A^T U
-        H = xp.matmul(xp.matrix_transpose(U), V)
-        H = (H + xp.matrix_transpose(H)) / 2
-        theta, Y = xp.linalg.eigh(H)
-        top, y = theta[..., -1], Y[..., -1:]
-        u = xp.matmul(U, y)[..., 0]
-        residual = xp.matmul(V, y)[..., 0] - top[:, None] * u
-        size = xp.sqrt(xp.sum(residual * residual, axis=-1))
-        done = xp.logical_or(size <= tol * xp.abs(top), top <= 0)
-        U, _ = xp.linalg.qr(V)
-        if bool(xp.all(done)):
-            return xp.sqrt(xp.clip(top, 0.0, None)), U, iteration
-    gram = xp.matmul(A, xp.matrix_transpose(A))
-    largest = xp.max(xp.linalg.eigvalsh(gram), axis=-1)
-    return xp.sqrt(xp.clip(largest, 0.0, None)), U, 0
+    H = xp.matmul(Z, _t(xp, Z))
+    theta, Y = xp.linalg.eigh((H + _t(xp, H)) / 2)
+    top, y = theta[..., -1], Y[..., -1:]
+    residual = xp.matmul(V, y)[..., 0] - top[..., None] * xp.matmul(U, y)[..., 0]
+    r = xp.sqrt(xp.sum(residual * residual, axis=-1))
+    alpha = F2 - top - xp.sum(theta[..., :-2], axis=-1) + _SLACK * F2
+    gap = top - alpha
+    safe = xp.where(gap > 0, gap, xp.ones_like(gap))
+    temple = xp.logical_and(gap > 0, r * r <= tol * top * safe)
+    done = xp.logical_or(xp.logical_or(r <= tol * xp.abs(top), temple), top <= 0)
+    return top, done
+
+
+class SpectralNorms:
+    """Spectral norms of a chain's lags, tested a window at a time (see the module docstring).
+
+    ``U`` (B, N, p) is the block the chain's ``Z`` rows are taken against. :meth:`add` takes a lag's
+    mantissa ``D`` (B, N, N) and ``Z = U^T D`` (B, p, N); :meth:`flush` tests the lags held, iterates
+    the ones that fail, and returns each lag's largest singular value of ``D`` (B,) and iteration
+    count. When a lag was iterated, :attr:`U` has changed and the chain must retake its ``Z`` rows
+    (:attr:`restarted`).
+    """
+
+    def __init__(self, xp: Any, U: Any, tol: float, max_iter: int) -> None:
+        self.xp, self.U, self.tol, self.max_iter = xp, U, tol, max_iter
+        self.held: list[tuple[Any, Any, Any, Any]] = []  # (D, Z, V, F2) of each lag waiting
+        self.restarted = False
+
+    def add(self, D: Any, Z: Any) -> None:
+        xp = self.xp
+        flat = xp.reshape(D, (D.shape[0], -1))
+        self.held.append((D, Z, xp.matmul(D, _t(xp, Z)), xp.vecdot(flat, flat)))
+
+    def retake(self, M: Any, N: int) -> Any:
+        """``M`` (B, N + p, N) with its last ``p`` rows ``U^T D`` retaken for the current block ``U``."""
+        xp = self.xp
+        D = M[:, :N, :]
+        return xp.concat([D, _t(xp, xp.matmul(_t(xp, D), self.U))], axis=1)
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def flush(self) -> list[tuple[Any, int]]:
+        xp, held, B = self.xp, self.held, self.held[0][0].shape[0]
+        count = len(held)
+        stack = lambda i, lags: xp.concat([held[k][i] for k in lags], axis=0)  # noqa: E731
+        every = range(count)
+        top, done = _test(
+            xp,
+            xp.concat([self.U] * count, axis=0),
+            stack(1, every),
+            stack(2, every),
+            stack(3, every),
+            self.tol,
+        )
+        parts = [slice(k * B, (k + 1) * B) for k in every]
+        failing = [k for k in every if not bool(xp.all(done[parts[k]]))]
+        results = [(xp.sqrt(xp.clip(top[part], 0.0, None)), 1) for part in parts]
+        self.restarted = bool(failing)
+        if failing:
+            sigma, used = self._iterate(stack(0, failing), stack(2, failing), stack(3, failing))
+            for j, k in enumerate(failing):
+                results[k] = (sigma[j * B : (j + 1) * B], used)
+        self.held = []
+        return results
+
+    def _iterate(self, D: Any, V: Any, F2: Any) -> tuple[Any, int]:
+        """Subspace iteration on the lags (stacked on the batch axis) whose first step failed.
+
+        The lags after them start from the block of the last of them, one step on: ``qr(V)``.
+        """
+        xp, B = self.xp, self.U.shape[0]
+        for iteration in range(2, self.max_iter + 1):
+            U, _ = xp.linalg.qr(V)
+            Z = _t(xp, xp.matmul(_t(xp, D), U))
+            V = xp.matmul(D, _t(xp, Z))
+            top, done = _test(xp, U, Z, V, F2, self.tol)
+            if bool(xp.all(done)):
+                self.U = xp.linalg.qr(V[-B:, ...])[0]
+                return xp.sqrt(xp.clip(top, 0.0, None)), iteration
+        self.U = xp.linalg.qr(V[-B:, ...])[0]
+        gram = xp.matmul(D, _t(xp, D))
+        largest = xp.max(xp.linalg.eigvalsh(gram), axis=-1)
+        return xp.sqrt(xp.clip(largest, 0.0, None)), 0

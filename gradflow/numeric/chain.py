@@ -15,9 +15,12 @@ mantissa and a running log-scale; the mantissa is divided by its Frobenius
 norm whenever that norm leaves :math:`[2^{-32}, 2^{32}]` (not at every step:
 the division is a pass over :math:`n^2` numbers, the norm a dot product), so
 a chain of :math:`10^4` exploding steps has finite logs. The spectral norm of every
-:math:`D_k` comes from subspace iteration on :math:`D_k D_k^\top`, run on a few
-lags at once, warm-started from the lags before and stopped by a residual test
-(Gram eigenvalues as the fallback), or exactly from singular values on request.
+:math:`D_k` comes from Rayleigh--Ritz steps of subspace iteration on
+:math:`D_k D_k^\top` against a block :math:`U` whose :math:`U^\top D_k` the
+chain carries as a few extra rows, so one step costs one pass over
+:math:`D_k`; a lag stops at rigorous error bounds (Krylov--Weinstein and
+Kato--Temple, :mod:`gradflow.numeric._spectral`), with Gram eigenvalues as the
+fallback, or the norm comes exactly from singular values on request.
 Lyapunov spectra are in :mod:`gradflow.numeric.lyapunov`.
 """
 
@@ -30,7 +33,7 @@ from typing import Any
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
-from gradflow.numeric._spectral import WINDOW, log_norm, spectral_window
+from gradflow.numeric._spectral import WINDOW, SpectralNorms, log_norm
 from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
 
 __all__ = ["ChainError", "ChainResult", "chain_of", "jacobian_chain"]
@@ -63,8 +66,9 @@ class ChainResult:
     mantissas, log_scales : arrays (K, B, N, N) and (K, B), or None
         :math:`D_k = e^{\text{scale}} \cdot \text{mantissa}` (on request: ``full=True``).
     power_iterations : list of int
-        Iterations the power method used at each lag (0 where it fell back or was not used).
-        The lags are computed in batches (1, 2, 4, then 8 at a time) that share a count.
+        Rayleigh--Ritz steps each lag took (0 where it fell back to Gram eigenvalues). The lags are
+        tested in windows (1, 2, 4, then 8 lags); those of a window that need more than one step are
+        iterated together and share a count.
     trajectory : Trajectory
     """
 
@@ -165,13 +169,15 @@ def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
 _BAND = 2.0**32
 
 
-def _normalise(xp: Any, M: Any, scale: Any) -> tuple[Any, Any, Any]:
+def _normalise(xp: Any, M: Any, scale: Any, rows: int | None = None) -> tuple[Any, Any, Any]:
     r"""``(mantissa, log-scale, log Frobenius norm)`` of :math:`e^{\text{scale}} M` (one per batch element).
 
     The mantissa is ``M`` itself while every norm lies in ``[1/_BAND, _BAND]`` (or is zero), else
-    ``M`` divided by its norm; a zero matrix gets the log-scale and norm ``-inf``.
+    ``M`` divided by its norm; a zero matrix gets the log-scale and norm ``-inf``. ``rows``: the norm
+    is that of the first ``rows`` rows (the chain's :math:`D_k`; the rows below it, :math:`U^\top D_k`,
+    are scaled with it).
     """
-    flat = xp.reshape(M, (M.shape[0], -1))
+    flat = xp.reshape(M if rows is None else M[:, :rows, :], (M.shape[0], -1))
     norms = xp.sqrt(xp.vecdot(flat, flat))
     positive = norms > 0
     safe = xp.where(positive, norms, xp.ones_like(norms))
@@ -182,10 +188,10 @@ def _normalise(xp: Any, M: Any, scale: Any) -> tuple[Any, Any, Any]:
     return M / safe[:, None, None], log, log
 
 
-def _combine(xp: Any, parts: list[tuple[Any, Any]]) -> tuple[Any, Any, Any]:
+def _combine(xp: Any, parts: list[tuple[Any, Any]], rows: int | None = None) -> tuple[Any, Any, Any]:
     r""":math:`\sum_i e^{s_i} M_i` as :func:`_normalise` gives it, without overflow."""
     if len(parts) == 1:
-        return _normalise(xp, parts[0][0], parts[0][1])
+        return _normalise(xp, parts[0][0], parts[0][1], rows)
     top = parts[0][1]
     for _, scale in parts[1:]:
         top = xp.maximum(top, scale)
@@ -195,7 +201,7 @@ def _combine(xp: Any, parts: list[tuple[Any, Any]]) -> tuple[Any, Any, Any]:
         weight = xp.where(xp.isfinite(scale), xp.exp(scale - finite), xp.zeros_like(scale))
         term = M * weight[:, None, None]
         total = term if total is None else total + term
-    return _normalise(xp, total, finite)
+    return _normalise(xp, total, finite, rows)
 
 
 def jacobian_chain(
@@ -235,14 +241,17 @@ def jacobian_chain(
     full : bool
         Keep every :math:`D_k` (mantissa and log-scale): :math:`O(T n^2)` memory.
     tol, max_iter
-        Power iteration: stop when :math:`\lVert A A^\top u - \lambda u\rVert \le` ``tol`` :math:`\lambda`;
-        after ``max_iter`` iterations without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used
-        instead. The first lags, whose top singular values lie close together, take the most
-        iterations; later ones converge in one or two. A symmetric matrix has an eigenvalue within
-        the residual's norm of :math:`\lambda` (the Krylov--Weinstein residual bound; see Parlett,
-        *The Symmetric Eigenvalue Problem*), so the default ``tol`` bounds the relative error of
-        :math:`\lVert D_k\rVert_2 = \sqrt{\lambda}` by :math:`5 \cdot 10^{-9}`; in practice the
-        Rayleigh--Ritz value is far closer (its error is quadratic in the residual).
+        Power iteration: a lag is done when a rigorous bound puts the top eigenvalue :math:`\lambda`
+        of :math:`D_k D_k^\top` within ``tol`` :math:`\theta` of its Rayleigh--Ritz value
+        :math:`\theta \le \lambda` -- the Krylov--Weinstein bound :math:`\lambda \le \theta + r`,
+        or the Kato--Temple bound :math:`\lambda \le \theta + r^2/(\theta - \alpha)` with
+        :math:`\alpha \ge \lambda_2` taken from the Frobenius norm and the other Ritz values (Parlett,
+        *The Symmetric Eigenvalue Problem*, §10.6); :math:`r` is the residual norm. So the computed
+        :math:`\lVert D_k\rVert_2 = \sqrt{\theta}` is never above the true one and at most
+        ``tol``/2 below it (relative): :math:`5 \cdot 10^{-9}` by default. After ``max_iter``
+        iterations without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. The first
+        lags, whose top singular values lie close together, take the most iterations; most later
+        ones need a single step.
 
     Returns
     -------
@@ -301,14 +310,22 @@ def chain_of(
         raise ChainError(f"spectral must be 'power', 'gram', 'svd' or None, got {spectral!r}")
     dtype_ = problem.compiled.dtype
     eye = xp.broadcast_to(xp.eye(N, dtype=dtype_), (B, N, N))
-    history: list[tuple[Any, Any, Any]] = [_normalise(xp, eye, xp.zeros((B,), dtype=dtype_))]
+    first = eye
+    norms = None
+    if spectral == "power":
+        # the chain carries Z_k = U^T D_k as p extra rows (see gradflow.numeric._spectral)
+        block = min(N, 8)
+        seed = xp.asarray(
+            [[math.cos(1.0 + i * (j + 1)) for j in range(block)] for i in range(N)], dtype=dtype_
+        )
+        U = xp.broadcast_to(xp.linalg.qr(seed)[0], (B, N, block))
+        norms = SpectralNorms(xp, U, tol, max_iter)
+        first = xp.concat([eye, xp.matrix_transpose(U)], axis=1)
+    history: list[tuple[Any, Any, Any]] = [_normalise(xp, first, xp.zeros((B,), dtype=dtype_), N)]
     window = max(stepper.lags)
     log_fro, log_spec, log_sv, mantissas, scales = [], [], [], [], []
     iterations: list[int] = []
-    block = min(N, 8)
-    seed = xp.asarray([[math.cos(1.0 + i * (j + 1)) for j in range(block)] for i in range(N)], dtype=dtype_)
-    vectors = xp.broadcast_to(xp.linalg.qr(seed)[0], (B, N, block))
-    waiting: list[tuple[Any, Any]] = []  # lags whose spectral norms are computed together
+    waiting: list[Any] = []  # the log-scales of the lags held by ``norms``
     for k in range(length + 1):
         if k > 0:
             parts = []
@@ -321,26 +338,29 @@ def chain_of(
                 if applied is not None:
                     parts.append((applied, scale))
             if parts:
-                history.append(_combine(xp, parts))
+                history.append(_combine(xp, parts, N))
             else:
-                zero = xp.zeros((B, N, N), dtype=dtype_)
+                zero = xp.zeros((B, first.shape[1], N), dtype=dtype_)
                 nothing = xp.full((B,), -math.inf, dtype=dtype_)
                 history.append((zero, nothing, nothing))
             if len(history) > window:
                 history = history[-window:]
-        mantissa, scale, log = history[-1]
+        stacked, scale, log = history[-1]
+        mantissa = stacked[:, :N, :]
         log_fro.append(log)
         if full:
             mantissas.append(mantissa)
             scales.append(scale)
-        if spectral == "power":
-            waiting.append((mantissa, scale))
-            if len(waiting) == min(WINDOW, 2 ** len(iterations).bit_length()) or k == length:
-                sigmas, vectors, used = spectral_window(xp, waiting, vectors, tol, max_iter)
-                for (_, waited), sigma in zip(waiting, sigmas, strict=True):
+        if norms is not None:
+            norms.add(mantissa, stacked[:, N:, :])
+            waiting.append(scale)
+            if len(norms) == min(WINDOW, 2 ** len(iterations).bit_length()) or k == length:
+                for waited, (sigma, used) in zip(waiting, norms.flush(), strict=True):
                     log_spec.append(log_norm(xp, sigma, waited))
                     iterations.append(used)
                 waiting = []
+                if norms.restarted:  # the block changed: retake Z = U^T D of the lags the chain reads
+                    history = [(norms.retake(M, N), s, f) for M, s, f in history]
         elif spectral == "gram":
             gram = xp.matmul(mantissa, xp.matrix_transpose(mantissa))
             sigma = xp.sqrt(xp.clip(xp.max(xp.linalg.eigvalsh(gram), axis=-1), 0.0, None))
