@@ -323,7 +323,11 @@ def chain_of(
         first = xp.concat([eye, xp.matrix_transpose(U)], axis=1)
     history: list[tuple[Any, Any, Any]] = [_normalise(xp, first, xp.zeros((B,), dtype=dtype_), N)]
     window = max(stepper.lags)
-    log_fro, log_spec, log_sv, mantissas, scales = [], [], [], [], []
+    log_fro: list[Any] = []
+    log_spec: list[Any] = []
+    log_sv: list[Any] = []
+    mantissas: list[Any] = []
+    scales: list[Any] = []
     iterations: list[int] = []
     waiting: list[Any] = []  # the log-scales of the lags held by ``norms``
     for k in range(length + 1):
@@ -355,9 +359,10 @@ def chain_of(
             norms.add(mantissa, stacked[:, N:, :])
             waiting.append(scale)
             if len(norms) == min(WINDOW, 2 ** len(iterations).bit_length()) or k == length:
-                for waited, (sigma, used) in zip(waiting, norms.flush(), strict=True):
-                    log_spec.append(log_norm(xp, sigma, waited))
-                    iterations.append(used)
+                flushed = norms.flush()
+                logs = log_norm(xp, xp.stack([s for s, _ in flushed]), xp.stack(waiting))  # one call a window
+                log_spec.extend(logs[i, ...] for i in range(len(flushed)))
+                iterations.extend(used for _, used in flushed)
                 waiting = []
                 if norms.restarted:  # the block changed: retake Z = U^T D of the lags the chain reads
                     history = [(norms.retake(M, N), s, f) for M, s, f in history]

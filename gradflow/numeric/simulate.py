@@ -214,6 +214,10 @@ class Values:
             return found
         problem = self.problem
         if name in problem.inputs:
+            if not 1 <= time <= problem.T:  # cells read inputs at time t only; never wrap to the other end
+                raise GradflowError(
+                    f"no value of input {name!r} at time {time}: inputs run from 1 to {problem.T}"
+                )
             return problem.inputs[name][time - 1]
         if name in problem.initial:
             outside = time - problem.T - 1 if name in self.backward else -time

@@ -128,6 +128,40 @@ def test_the_forward_keeps_only_the_saved_values_its_pullbacks_read():
     assert np.shares_memory(kept[3], values.series["f"])
 
 
+def test_the_products_with_the_inputs_are_one_flat_product_each(monkeypatch):
+    """U_g x for all steps as one (T B, m) x (m, n) product: NumPy loops a stacked (T, B, m) one."""
+    from gradflow.numeric.simulate import prepare, run_forward
+
+    cell, params, x, _ = lstm_problem()
+    problem = prepare(cell, params, x, None)
+    shapes = []
+    matmul = np.matmul
+
+    def recorded(a, b, **kwargs):
+        shapes.append((a.shape, b.shape))
+        return matmul(a, b, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", recorded)
+    values = run_forward(problem)
+    monkeypatch.undo()
+    assert all(len(a) == 2 and len(b) == 2 for a, b in shapes)
+    assert sum(a == (5 * 2, 2) for a, _ in shapes) == 4  # one per gate, over all T B rows
+    expected = gf.simulate(cell, params, x)
+    np.testing.assert_allclose(values.series["h"], expected["h"], rtol=1e-14)
+
+
+def test_an_input_has_no_value_outside_its_steps():
+    from gradflow.errors import GradflowError
+    from gradflow.numeric.simulate import Values, prepare
+
+    cell, params, x, _ = lstm_problem()
+    values = Values(prepare(cell, params, x, None))
+    assert np.array_equal(values("x", 5), x[4])
+    for time in (0, 6):
+        with pytest.raises(GradflowError, match="no value of input 'x' at time"):
+            values("x", time)
+
+
 def test_a_trajectory_is_the_series_the_forward_wrote():
     cell, params, x, _ = lstm_problem()
     traj = gf.simulate(cell, params, x)
@@ -156,6 +190,8 @@ def test_weight_gradients_read_the_series_in_place_and_keep_shared_factors_once(
     assert pair[0] == same[0]  # W_f and U_f share their left factor ell_f: one (T, B, n) array
     assert pair[1] == ("signal", "h", -1) and same[1] == ("signal", "x", 0)
     assert list(reverse.input_lefts[("x", "U_f")]) == [pair[0]]  # dL/dx = sum_g L_g U_g reads the same rows
+    assert list(reverse.vector_rows["b_f"]) == [pair[0]]  # the bias: ell_f's rows summed once, at the end
+    assert "b_f" not in reverse.param_sums  # no reduction per step
     h_before = values.over_time("h", -1)
     assert np.shares_memory(h_before, values.series["h"]) and h_before.shape == (5, 2, 3)
     assert np.array_equal(h_before, values.series["h"][:5])
