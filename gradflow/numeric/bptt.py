@@ -36,6 +36,7 @@ from typing import Any
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError, ShapeError
+from gradflow.numeric._factors import Factors
 from gradflow.numeric._runtime import _concat
 from gradflow.numeric.gradients import Gradients, clip_by_norm, clip_by_value, global_norm
 from gradflow.numeric.simulate import Problem, Trajectory, Values, _shape, prepare, run_forward
@@ -71,14 +72,7 @@ class _Reverse:
         self.tagged = bool(self.budget) and len(self.groups) > 1
         self.pending: dict[tuple[str, int], dict[int, Any]] = {}
         self.param_sums: dict[str, Any] = {}
-        self.vector_rows: dict[
-            str, dict[Any, None]
-        ] = {}  # param -> rows whose sum over steps is its gradient
-        #: per-step factors kept for a product over all steps, each in one (T, B, w) array:
-        #: key -> (array, rows written); the rows never written are zeroed on first use (``_rows``)
-        self.rows: dict[Any, tuple[Any, set[int]]] = {}
-        #: param -> {(left key, right key)}: the outer terms whose sum over steps is L^T R
-        self.outer: dict[str, dict[tuple[Any, Any], None]] = {}
+        self.factors = Factors(problem, values)
         self.input_grads: dict[tuple[str, int], Any] = {}
         self.input_lefts: dict[tuple[str, str], dict[Any, None]] = {}  # (input, W) -> rows of L in L W
         self.stacked_weights: dict[tuple[str, ...], Any] = {}
@@ -180,8 +174,8 @@ class _Reverse:
                 key = kept.get(id(value))
                 if key is None:
                     key = kept[id(value)] = ("factor", name, 2 * j)
-                    self._put(key, time, value)
-                self.vector_rows.setdefault(spec.param, {})[key] = None
+                    self.factors.put(key, time, value)
+                self.factors.vector.setdefault(spec.param, {})[key] = None
                 continue
             if spec.kind != "outer":
                 self._param(spec, value)
@@ -196,8 +190,8 @@ class _Reverse:
                     keys.append(kept.setdefault(id(factor), ("factor", name, 2 * j + side)))
                     # the left factor is linear in the cotangent: what each direction group's
                     # cotangent brings adds up; the right one is a forward value, the same each time
-                    self._put(keys[-1], time, factor, add=side == 0)
-            self.outer.setdefault(spec.param, {})[(keys[0], keys[1])] = None
+                    self.factors.put(keys[-1], time, factor, add=side == 0)
+            self.factors.outer.setdefault(spec.param, {})[(keys[0], keys[1])] = None
         for (k, param), left in zip(vjp.deferred, lefts, strict=True):
             source, lag = vjp.reads[k]
             if source not in problem.inputs:
@@ -207,7 +201,7 @@ class _Reverse:
                 key = kept.get(id(left)) if lag == 0 else None  # the rows of U_g's ell_g hold it already
                 if key is None:
                     key = ("input", name, source, param, lag)
-                    self._put(key, time + lag, left)
+                    self.factors.put(key, time + lag, left)
                 self.input_lefts.setdefault((source, param), {})[key] = None
 
     def _send(self, key: tuple[str, int], back: Any, time: int, index: int, tag: int = FRESH) -> None:
@@ -249,35 +243,8 @@ class _Reverse:
         total = xp.stack([xp.broadcast_to(s, zero.shape) for s in series], axis=0)
         for (source, param), keys in self.input_lefts.items():
             for key in keys if source == name else ():
-                total = total + xp.matmul(self._rows(key), problem.params[param])
+                total = total + xp.matmul(self.factors.rows(key), problem.params[param])
         return total
-
-    def _put(self, key: Any, time: int, value: Any, add: bool = True) -> None:
-        """Add ``value`` (B, w) to the row of ``time`` of the per-step factors ``key``.
-
-        With ``add=False`` a row already written is kept: a forward value sent again.
-        """
-        entry = self.rows.get(key)
-        if entry is None:
-            problem = self.problem
-            array = self.xp.empty((problem.T, problem.B, value.shape[-1]), dtype=value.dtype)
-            entry = self.rows[key] = (array, set())
-        array, written = entry
-        if time in written:
-            if add:
-                array[time - 1, ...] = array[time - 1, ...] + value
-        else:
-            array[time - 1, ...] = value
-            written.add(time)
-
-    def _rows(self, key: Any) -> Any:
-        """The (T, B, w) factors ``key``, with zeros in the rows of the steps that sent none."""
-        array, written = self.rows[key]
-        if len(written) < self.problem.T:
-            for time in set(range(1, self.problem.T + 1)) - written:
-                array[time - 1, ...] = 0.0
-            written.update(range(1, self.problem.T + 1))
-        return array
 
     def _accumulate(self, store: dict[Any, Any], key: Any, value: Any) -> None:
         found = store.get(key)
@@ -295,29 +262,17 @@ class _Reverse:
         self.param_sums[spec.param] = total if found is None else found + total
 
     def parameter_gradients(self) -> dict[str, Any]:
-        problem, xp = self.problem, self.xp
+        xp = self.xp
         grads: dict[str, Any] = {}
-        for name, value in problem.params.items():
+        for name, value in self.problem.params.items():
             total = self.param_sums.get(name)
-            for key in self.vector_rows.get(name, ()):
-                rows = self._rows(key)
-                part = xp.sum(xp.reshape(rows, (-1, rows.shape[-1])), axis=0)
-                total = part if total is None else total + part
-            for pair in self.outer.get(name, ()):
-                product = self._outer_sum(*pair)
-                total = product if total is None else total + product
+            summed = self.factors.total(name)
+            if summed is not None:
+                total = summed if total is None else total + summed
             if total is None:
                 total = xp.zeros(value.shape, dtype=value.dtype)
             grads[name] = xp.reshape(total, value.shape)
         return grads
-
-    def _outer_sum(self, left: Any, right: Any) -> Any:
-        r""":math:`\sum_t \ell_t r_t^\top = L^\top R` with the factors laid out over time and batch: one product."""
-        factors = []
-        for key in (left, right):
-            array = self.values.over_time(key[1], key[2]) if key[0] == "signal" else self._rows(key)
-            factors.append(self.xp.reshape(array, (-1, array.shape[-1])))
-        return self.xp.matmul(factors[0].T, factors[1])
 
 
 def bptt(

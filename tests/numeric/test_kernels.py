@@ -185,12 +185,12 @@ def test_weight_gradients_read_the_series_in_place_and_keep_shared_factors_once(
     for t in range(1, 6):
         reverse.seed("h", t, upstream[t - 1])
     reverse.run()
-    (pair,) = reverse.outer["W_f"]
-    (same,) = reverse.outer["U_f"]
+    (pair,) = reverse.factors.outer["W_f"]
+    (same,) = reverse.factors.outer["U_f"]
     assert pair[0] == same[0]  # W_f and U_f share their left factor ell_f: one (T, B, n) array
     assert pair[1] == ("signal", "h", -1) and same[1] == ("signal", "x", 0)
     assert list(reverse.input_lefts[("x", "U_f")]) == [pair[0]]  # dL/dx = sum_g L_g U_g reads the same rows
-    assert list(reverse.vector_rows["b_f"]) == [pair[0]]  # the bias: ell_f's rows summed once, at the end
+    assert list(reverse.factors.vector["b_f"]) == [pair[0]]  # the bias: ell_f's rows summed once, at the end
     assert "b_f" not in reverse.param_sums  # no reduction per step
     h_before = values.over_time("h", -1)
     assert np.shares_memory(h_before, values.series["h"]) and h_before.shape == (5, 2, 3)
