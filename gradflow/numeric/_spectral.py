@@ -26,7 +26,8 @@ values, :math:`u` the top Ritz vector and :math:`r = \lVert D D^\top u -
   interlacing). Long chains are nearly of low rank, so this :math:`\alpha` is
   close to :math:`\lambda_2` and the quadratic bound ends most lags after one step.
 
-A lag is done when either bound is within ``tol`` :math:`\theta_1`.
+A lag is done when either bound is within ``tol`` :math:`\theta_1` (``tol`` is held at 16 ulp of the
+dtype or above: in float32, 2e-6).
 """
 
 from __future__ import annotations
@@ -41,8 +42,13 @@ __all__ = ["WINDOW", "SpectralNorms", "log_norm"]
 #: windows hold 1, 2, 4 lags: the first lags are the ones that fail and update the block most often.
 WINDOW = 8
 
-#: Rounding slack added to alpha, relative to the squared Frobenius norm it is computed from.
-_SLACK = 1e-12
+#: Rounding slack added to alpha, in units of the dtype's epsilon times the squared Frobenius norm
+#: alpha is computed from (a sum of N^2 squares and p Ritz values).
+_SLACK_ULPS = 1024
+
+#: The smallest ``tol``, in units of the dtype's epsilon: a residual cannot be resolved below a few
+#: ulp of theta, and asking for less would only run every lag into the Gram fallback (in float32).
+_TOL_ULPS = 16
 
 
 def log_norm(xp: Any, sigma: Any, scale: Any) -> Any:
@@ -56,7 +62,7 @@ def _t(xp: Any, a: Any) -> Any:
     return xp.matrix_transpose(a)
 
 
-def _test(xp: Any, U: Any, Z: Any, V: Any, F2: Any, tol: float) -> tuple[Any, Any]:
+def _test(xp: Any, U: Any, Z: Any, V: Any, F2: Any, tol: float, eps: float) -> tuple[Any, Any]:
     r"""Rayleigh--Ritz on the block ``U`` (..., N, p) of :math:`D D^\top`: ``(theta_1, done)``.
 
     ``Z`` (..., p, N) is :math:`U^\top D`, ``V`` (..., N, p) is :math:`D Z^\top`, ``F2`` the
@@ -67,7 +73,7 @@ def _test(xp: Any, U: Any, Z: Any, V: Any, F2: Any, tol: float) -> tuple[Any, An
     top, y = theta[..., -1], Y[..., -1:]
     residual = xp.matmul(V, y)[..., 0] - top[..., None] * xp.matmul(U, y)[..., 0]
     r = xp.sqrt(xp.sum(residual * residual, axis=-1))
-    alpha = F2 - top - xp.sum(theta[..., :-2], axis=-1) + _SLACK * F2
+    alpha = F2 - top - xp.sum(theta[..., :-2], axis=-1) + _SLACK_ULPS * eps * F2
     gap = top - alpha
     safe = xp.where(gap > 0, gap, xp.ones_like(gap))
     temple = xp.logical_and(gap > 0, r * r <= tol * top * safe)
@@ -86,7 +92,8 @@ class SpectralNorms:
     """
 
     def __init__(self, xp: Any, U: Any, tol: float, max_iter: int) -> None:
-        self.xp, self.U, self.tol, self.max_iter = xp, U, tol, max_iter
+        self.eps = float(xp.finfo(U.dtype).eps)
+        self.xp, self.U, self.tol, self.max_iter = xp, U, max(tol, _TOL_ULPS * self.eps), max_iter
         self.held: list[tuple[Any, Any, Any, Any]] = []  # (D, Z, V, F2) of each lag waiting
         self.restarted = False
 
@@ -116,6 +123,7 @@ class SpectralNorms:
             stack(2, every),
             stack(3, every),
             self.tol,
+            self.eps,
         )
         parts = [slice(k * B, (k + 1) * B) for k in every]
         failing = [k for k in every if not bool(xp.all(done[parts[k]]))]
@@ -138,7 +146,7 @@ class SpectralNorms:
             U, _ = xp.linalg.qr(V)
             Z = _t(xp, xp.matmul(_t(xp, D), U))
             V = xp.matmul(D, _t(xp, Z))
-            top, done = _test(xp, U, Z, V, F2, self.tol)
+            top, done = _test(xp, U, Z, V, F2, self.tol, self.eps)
             if bool(xp.all(done)):
                 self.U = xp.linalg.qr(V[-B:, ...])[0]
                 return xp.sqrt(xp.clip(top, 0.0, None)), iteration

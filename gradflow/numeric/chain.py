@@ -248,7 +248,8 @@ def jacobian_chain(
         :math:`\alpha \ge \lambda_2` taken from the Frobenius norm and the other Ritz values (Parlett,
         *The Symmetric Eigenvalue Problem*, §10.6); :math:`r` is the residual norm. So the computed
         :math:`\lVert D_k\rVert_2 = \sqrt{\theta}` is never above the true one and at most
-        ``tol``/2 below it (relative): :math:`5 \cdot 10^{-9}` by default. After ``max_iter``
+        ``tol``/2 below it (relative): :math:`5 \cdot 10^{-9}` by default (``tol`` is held at 16 ulp
+        of the dtype or above, :math:`2 \cdot 10^{-6}` in float32). After ``max_iter``
         iterations without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. The first
         lags, whose top singular values lie close together, take the most iterations; most later
         ones need a single step.

@@ -99,3 +99,13 @@ def test_two_nearly_equal_top_singular_values_stay_within_the_bound(tol: float) 
     error = -np.expm1(to_numpy(chain.log_spectral)[:, 0])  # the exact norm is 1 at every lag
     assert np.all(error >= -1e-13)
     assert np.all(error <= tol / 2)
+
+
+def test_float32_tolerances_are_held_at_what_float32_can_resolve() -> None:
+    """tol = 1e-8 is below float32's epsilon: it is raised to 16 ulp, so no lag falls back to Gram eigenvalues."""
+    params, x = elman(48, 150, 1, seed=14)
+    cell = gf.cells.elman()
+    single = gf.jacobian_chain(cell, params, x, dtype="float32")
+    assert 0 not in single.power_iterations
+    exact = to_numpy(gf.jacobian_chain(cell, params, x, spectral="svd").log_spectral)
+    np.testing.assert_allclose(np.exp(to_numpy(single.log_spectral) - exact), 1.0, rtol=1e-4)
