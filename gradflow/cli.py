@@ -33,7 +33,7 @@ from typing import Any
 from gradflow import cells
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
-from gradflow.errors import GradflowError
+from gradflow.errors import GradflowError, UsageError
 from gradflow.export import (
     compile_pdf,
     derivation_to_document,
@@ -89,10 +89,6 @@ REPORT_CELLS = (
     "stack(elman, elman)",
     "bidirectional(elman)",
 )
-
-
-class UsageError(GradflowError, ValueError):
-    """A command-line argument is malformed."""
 
 
 def parse_cell(spec: str) -> Cell:

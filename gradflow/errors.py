@@ -11,11 +11,18 @@ __all__ = [
     "BackendUnavailableError",
     "CellDefinitionError",
     "CellShapeError",
+    "ChainError",
+    "ExportError",
     "GradflowError",
     "GraphError",
+    "LatexCompileError",
     "NotDifferentiableError",
+    "PdflatexNotFoundError",
     "ShapeError",
+    "StrategyError",
     "UnsupportedCellError",
+    "UnsupportedModuleError",
+    "UsageError",
 ]
 
 
@@ -74,3 +81,51 @@ class UnsupportedCellError(GradflowError, ValueError):
 
 class BackendUnavailableError(GradflowError, ImportError):
     """An array backend (CuPy, a GPU, PyTorch) was asked for but is missing."""
+
+
+class ChainError(GradflowError, ValueError):
+    """A Jacobian chain was asked of states it cannot be formed for."""
+
+
+class StrategyError(GradflowError, ValueError):
+    """A truncation strategy was given a bad parameter."""
+
+
+class UsageError(GradflowError, ValueError):
+    """A command-line argument is malformed."""
+
+
+class UnsupportedModuleError(GradflowError, ValueError):
+    """A PyTorch module, or an option of one, that gradflow has no cell for.
+
+    Raised by :func:`from_torch` and the other interop functions for anything
+    but ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their single-step ``*Cell``
+    forms, and for an LSTM with ``proj_size > 0``. The message names the
+    module and says what is supported.
+    """
+
+
+class ExportError(GradflowError, ValueError):
+    """A document cannot be written as asked.
+
+    Raised when the file exists and overwriting was not asked for, when its
+    folder does not exist, or when a format or option is unknown. The message
+    names the file or the option and says what to do.
+    """
+
+
+class PdflatexNotFoundError(GradflowError, FileNotFoundError):
+    """``pdflatex`` is needed (to make a PDF) but is not installed.
+
+    The message says how to install it (Debian/Ubuntu:
+    ``apt-get install texlive-latex-base texlive-latex-recommended``) and that
+    the ``.tex`` file can be compiled elsewhere.
+    """
+
+
+class LatexCompileError(GradflowError, RuntimeError):
+    """``pdflatex`` failed on a document.
+
+    The message quotes the error lines of the LaTeX log (the lines starting
+    with ``!`` and the source line they point at).
+    """

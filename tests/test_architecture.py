@@ -75,3 +75,23 @@ def test_the_exceptions_still_exist() -> None:
     """An exception that is no longer needed should be removed from the list."""
     for relative, module in EXCEPTIONS:
         assert module in set(imports(ROOT / relative))
+
+
+def test_every_gradflow_error_is_defined_in_gradflow_errors() -> None:
+    """STYLE: gradflow/errors.py holds GradflowError and its subclasses (the modules re-export them)."""
+    import importlib
+    import inspect
+
+    from gradflow.errors import GradflowError
+
+    elsewhere = []
+    for path in sorted(ROOT.rglob("*.py")):
+        name = "gradflow." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        if name == "gradflow.__main__":
+            continue
+        module = importlib.import_module(name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, GradflowError) and cls.__module__ != "gradflow.errors":
+                elsewhere.append(f"{cls.__module__}.{cls.__qualname__}")
+    assert not elsewhere, f"define these in gradflow/errors.py: {sorted(set(elsewhere))}"

@@ -8,6 +8,7 @@ diag(tanh'(W_h h^(t-1) + W_x x^(t) + b)) W_h
 \operatorname{diag}\left(\tanh'\left(W_{h} h^{(t-1)} + W_{x} x^{(t)} + b\right)\right) W_{h}
 """
 
+from gradflow.errors import ExportError, LatexCompileError, PdflatexNotFoundError
 from gradflow.export.classics import CLASSICS, d2l_bptt, hochreiter_cec, pascanu_bound
 from gradflow.export.document import (
     NOTATION,
@@ -15,7 +16,6 @@ from gradflow.export.document import (
     derivation_to_latex,
     derivation_to_markdown,
 )
-from gradflow.export.errors import ExportError, LatexCompileError, PdflatexNotFoundError
 from gradflow.export.files import compile_pdf, write_document
 from gradflow.export.folder import derivation_files, slug, write_derivations
 from gradflow.export.latex import LatexPrinter, to_latex

@@ -27,7 +27,7 @@ from typing import Any
 import sympy as sp
 
 from gradflow.cells.expr import t
-from gradflow.export.errors import ExportError
+from gradflow.errors import ExportError
 from gradflow.export.latex import LatexPrinter
 from gradflow.export.layout import equation_lines, visible_width
 from gradflow.export.names import escape_markdown, escape_text

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from gradflow._io import atomic_write
+from gradflow.errors import ExportError, LatexCompileError, PdflatexNotFoundError
 from gradflow.export.document import derivation_to_document, derivation_to_markdown
-from gradflow.export.errors import ExportError, LatexCompileError, PdflatexNotFoundError
 from gradflow.symbolic.derivation import Derivation
 
 __all__ = ["compile_pdf", "write_document"]

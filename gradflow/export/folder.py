@@ -16,9 +16,9 @@ from pathlib import Path
 
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
+from gradflow.errors import ExportError
 from gradflow.export.classics import CLASSICS
 from gradflow.export.document import derivation_to_document, derivation_to_markdown
-from gradflow.export.errors import ExportError
 from gradflow.symbolic.derivation import Derivation, derive
 
 __all__ = ["derivation_files", "slug", "write_derivations"]

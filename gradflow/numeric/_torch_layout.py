@@ -12,20 +12,10 @@ from typing import Any
 import numpy as np
 
 from gradflow.cells import Cell, bidirectional, elman, gru, lstm, stack
-from gradflow.errors import BackendUnavailableError, GradflowError, ShapeError
+from gradflow.errors import BackendUnavailableError, ShapeError, UnsupportedModuleError
 from gradflow.numeric.backend import dtype_of, namespace, to_numpy
 
 __all__ = ["UnsupportedModuleError"]
-
-
-class UnsupportedModuleError(GradflowError, ValueError):
-    """A PyTorch module, or an option of one, that gradflow has no cell for.
-
-    Raised by :func:`from_torch` and the other interop functions for anything
-    but ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their single-step ``*Cell``
-    forms, and for an LSTM with ``proj_size > 0``. The message names the
-    module and says what is supported.
-    """
 
 
 #: Row blocks of PyTorch's stacked gate weights, in PyTorch's gate order:

@@ -32,15 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradflow.cells.cell import Cell
-from gradflow.errors import GradflowError
+from gradflow.errors import ChainError
 from gradflow.numeric._spectral import WINDOW, SpectralNorms, log_norm
 from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
 
 __all__ = ["ChainError", "ChainResult", "chain_of", "jacobian_chain"]
-
-
-class ChainError(GradflowError, ValueError):
-    """A Jacobian chain was asked of states it cannot be formed for."""
 
 
 @dataclass

@@ -21,13 +21,9 @@ from typing import Any
 
 import sympy as sp
 
-from gradflow.errors import GradflowError
+from gradflow.errors import StrategyError
 
 __all__ = ["Full", "Randomized", "Strategy", "Truncated", "as_strategy"]
-
-
-class StrategyError(GradflowError, ValueError):
-    """A truncation strategy was given a bad parameter."""
 
 
 @dataclass(frozen=True)
