@@ -290,7 +290,9 @@ def _build_jacobian(
     jacobian = step_jacobian(cell, state, wrt, lag)
     if isinstance(jacobian, sp.ZeroMatrix):
         return None
-    emitter = Emitter(set(cell.params))
+    # sigma'(u) from sigma(u) where sigma(u) is a node's value: read from the forward pass, not recomputed
+    known = {cell.expression(kind, name): cell.signal(name) for kind, name in cell.order}
+    emitter = Emitter(set(cell.params), known=known)
     try:
         result = emitter.right("M", jacobian)
         source, function = emitter.function("jacobian", "xp, P, R, M, dtype", result or "None")

@@ -165,9 +165,16 @@ class Emitter:
         Cotangent leaves and the source that reads them (``"G"``).
     """
 
-    def __init__(self, params: set[str], cotangents: dict[sp.Basic, str] | None = None) -> None:
+    def __init__(
+        self,
+        params: set[str],
+        cotangents: dict[sp.Basic, str] | None = None,
+        known: dict[sp.Basic, Signal] | None = None,
+    ) -> None:
         self.params = params
         self.cotangents = cotangents or {}
+        #: subtrees whose values the forward pass holds as signals (a node's expression -> the node at t)
+        self.known = known or {}
         self.lines: list[str] = []
         self.memo: dict[Any, str] = {}
         self.reads: set[tuple[str, int]] = set()
@@ -266,7 +273,10 @@ class Emitter:
         primitive = node.activation.primitive
         if primitive is None:
             return None
-        value = self.memo.get(("vector", Elementwise(primitive, node.arg)))
+        activated = Elementwise(primitive, node.arg)
+        value = self.memo.get(("vector", activated))
+        if value is None and activated in self.known and derivative_of_value(primitive) is not None:
+            value = self._leaf(self.known[activated])  # read the node the forward pass computed
         form = derivative_of_value(primitive) if value is not None else None
         if form is None or value is None:
             return None

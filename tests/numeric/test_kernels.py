@@ -53,6 +53,30 @@ def test_pullbacks_read_the_saved_activation_instead_of_recomputing_it(make, gat
     assert "F[" in source
 
 
+def test_step_jacobians_read_the_activations_the_forward_pass_computed():
+    """sigma'(u) in a chain's step Jacobian comes from the node sigma(u) (1 - h^2, f (1 - f)), not from u again."""
+    _, source, reads = gf.numeric.compile(gf.cells.elman(), n=3, m=2).program.jacobian("h", "h", 1)
+    assert "act" not in source and "W_x" not in source, source  # no pre-activation, no tanh'
+    assert ("h", 0) in reads and ("x", 0) not in reads
+    _, source, reads = gf.numeric.compile(gf.cells.lstm(), n=3, m=2).program.jacobian("h", "h", 1)
+    assert {("f", 0), ("i", 0), ("o", 0), ("c_tilde", 0)} <= reads
+    assert "_sigmoid" not in source and "U_" not in source, source
+    # and the numbers are those of the pre-activation form: the chain against finite differences
+    cell = gf.cells.elman()
+    params = gf.init_params(cell, sizes={"n": 3, "m": 2}, seed=4)
+    x = np.random.default_rng(4).normal(size=(4, 1, 2))
+    chain = gf.jacobian_chain(cell, params, x, full=True)
+    traj = gf.simulate(cell, params, x)
+
+    def last(h3):
+        z = params["W_h"] @ h3 + params["W_x"] @ x[3, 0] + params["b"]
+        return np.tanh(z)
+
+    h3, eps = traj["h"][3, 0], 1e-6
+    numeric = np.stack([(last(h3 + eps * e) - last(h3 - eps * e)) / (2 * eps) for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(chain.matrix(1)[0], numeric, rtol=1e-7, atol=1e-10)
+
+
 def test_products_with_weights_are_deferred_to_one_product_per_target():
     compiled = gf.numeric.compile(gf.cells.lstm(), n=3, m=2)
     vjp = compiled.program.vjp("f", False)
