@@ -20,7 +20,7 @@ values, :math:`u` the top Ritz vector and :math:`r = \lVert D D^\top u -
 * :math:`\lambda_1 \le \theta_1 + r` (Krylov--Weinstein), and
 * :math:`\lambda_1 \le \theta_1 + r^2 / (\theta_1 - \alpha)` for any
   :math:`\alpha \ge \lambda_2` below :math:`\theta_1` (Kato--Temple; Parlett,
-  *The Symmetric Eigenvalue Problem*, §10.6). Here :math:`\alpha =
+  *The Symmetric Eigenvalue Problem*). Here :math:`\alpha =
   \lVert D\rVert_F^2 - \theta_1 - \sum_{i=3}^{p} \theta_i`, since the eigenvalues
   sum to :math:`\lVert D\rVert_F^2` and :math:`\lambda_i \ge \theta_i` (Cauchy
   interlacing). Long chains are nearly of low rank, so this :math:`\alpha` is

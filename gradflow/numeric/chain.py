@@ -242,8 +242,8 @@ def jacobian_chain(
         :math:`\theta \le \lambda` -- the Krylov--Weinstein bound :math:`\lambda \le \theta + r`,
         or the Kato--Temple bound :math:`\lambda \le \theta + r^2/(\theta - \alpha)` with
         :math:`\alpha \ge \lambda_2` taken from the Frobenius norm and the other Ritz values (Parlett,
-        *The Symmetric Eigenvalue Problem*, §10.6); :math:`r` is the residual norm. So the computed
-        :math:`\lVert D_k\rVert_2 = \sqrt{\theta}` is never above the true one and at most
+        *The Symmetric Eigenvalue Problem*); :math:`r` is the residual norm. So the computed
+        :math:`\lVert D_k\rVert_2 = \sqrt{\theta}` is never above the true one (up to rounding) and at most
         ``tol``/2 below it (relative): :math:`5 \cdot 10^{-9}` by default (``tol`` is held at 16 ulp
         of the dtype or above, :math:`2 \cdot 10^{-6}` in float32). After ``max_iter``
         iterations without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. The first
