@@ -8,9 +8,10 @@ chain carries :math:`Z_k = U^\top D_k` as :math:`p` extra rows of its mantissa:
 :math:`D_k` (:math:`p/N` more work), and one Rayleigh--Ritz step of subspace
 iteration on :math:`D_k D_k^\top` then costs one pass over :math:`D_k`:
 :math:`V = D_k Z_k^\top = D_k D_k^\top U` and :math:`H = Z_k Z_k^\top = U^\top
-D_k D_k^\top U`. A lag whose test fails is iterated on its own
+D_k D_k^\top U`. The lags of a window whose test fails are iterated together
 (:math:`U \leftarrow \operatorname{qr}(V)`, :math:`Z = U^\top D_k`, two passes
-each), and the block it ends with becomes :math:`U` for the lags after it.
+each), and the block the last of them ends with, one step on, becomes :math:`U`
+for the lags after them.
 
 The test is rigorous. With :math:`\theta_1 \ge \dots \ge \theta_p` the Ritz
 values, :math:`u` the top Ritz vector and :math:`r = \lVert D D^\top u -

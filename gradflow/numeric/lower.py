@@ -275,11 +275,13 @@ class Emitter:
             return None
         activated = Elementwise(primitive, node.arg)
         value = self.memo.get(("vector", activated))
-        if value is None and activated in self.known and derivative_of_value(primitive) is not None:
-            value = self._leaf(self.known[activated])  # read the node the forward pass computed
-        form = derivative_of_value(primitive) if value is not None else None
-        if form is None or value is None:
+        if value is None and activated not in self.known:
             return None
+        form = derivative_of_value(primitive)
+        if form is None:
+            return None
+        if value is None:  # read the node the forward pass computed (a read only where it is used)
+            value = self.vector(self.known[activated])
         return self.assign(ScalarPrinter({y: value}, like=value).print(form))
 
     def apply(self, matrix: sp.Basic, value: str) -> str:
