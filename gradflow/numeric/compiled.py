@@ -130,6 +130,18 @@ def infer_sizes(cell: Cell, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, 
     ShapeError
         When a shape has the wrong number of axes, or the shapes disagree.
     """
+    key = tuple(sorted((name, tuple(int(d) for d in shape)) for name, shape in shapes.items()))
+    return dict(_solve_sizes(cell, key))
+
+
+@functools.lru_cache(maxsize=256)
+def _solve_sizes(cell: Cell, key: tuple[tuple[str, tuple[int, ...]], ...]) -> tuple[tuple[str, int], ...]:
+    """:func:`infer_sizes` for shapes given as a sorted tuple, remembered.
+
+    Every numeric call asks it again with the same arrays, and the solving (sympy) costs
+    milliseconds each time.
+    """
+    shapes = dict(key)
     equations: list[tuple[sp.Expr, int, str]] = []
     for name, expected in cell.params.items():
         if name in shapes:
@@ -169,7 +181,7 @@ def infer_sizes(cell: Cell, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, 
         raise ShapeError(
             f"cannot tell the size(s) {', '.join(missing)} of cell {cell.name!r} from the arrays given"
         )
-    return {s.name: int(v) for s, v in known.items()}
+    return tuple(sorted((s.name, int(v)) for s, v in known.items()))
 
 
 @dataclass(frozen=True)
@@ -309,6 +321,12 @@ def _program(cell: Cell) -> Program:
     return Program(cell, sweeps, forward, fused)
 
 
+@functools.lru_cache(maxsize=64)
+def _concrete(cell: Cell, sizes: tuple[tuple[str, int], ...]) -> Cell:
+    """``cell.with_sizes(**sizes)``, remembered (it parses the equations again: milliseconds a call)."""
+    return cell.with_sizes(**dict(sizes))
+
+
 @dataclass(frozen=True)
 class CompiledCell:
     """A concrete cell's kernels bound to an array namespace and a dtype.
@@ -374,7 +392,7 @@ def compile(cell: Cell, backend: Any = None, dtype: Any = None, **sizes: int) ->
     >>> print(compiled.source.splitlines()[2])
         v0 = xp.matmul(R[('h', -1)], P['W_h'].T)
     """
-    concrete = cell.with_sizes(**sizes) if sizes else cell
+    concrete = _concrete(cell, tuple(sorted(sizes.items()))) if sizes else cell
     if not concrete.is_concrete:
         missing = ", ".join(s.name for s in concrete.size_symbols)
         raise CellDefinitionError(

@@ -9,6 +9,7 @@ intermediates and outputs are ``(T, B, size)``, index ``t - 1`` for time ``t``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +76,10 @@ def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:
     return array
 
 
-def _history(cell: Cell, state: str) -> int:
-    return max(cell.delays(state), default=1)
+@functools.lru_cache(maxsize=64)
+def _depths(cell: Cell) -> dict[str, int]:
+    """How many steps of history each state of ``cell`` needs (its longest delay; 1 at least)."""
+    return {state: max(cell.delays(state), default=1) for state in cell.states}
 
 
 def prepare(
@@ -157,8 +160,9 @@ def prepare(
         raise ShapeError(
             f"initial values for {', '.join(unknown)}, which are not states of cell {cell.name!r}"
         )
+    depths = _depths(concrete)
     for state, state_size in concrete.states.items():
-        n, depth = int(state_size), _history(concrete, state)
+        n, depth = int(state_size), depths[state]
         value = given.get(state)
         if value is None:
             history[state] = [xp.zeros((B, n), dtype=real)] * depth

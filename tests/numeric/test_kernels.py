@@ -278,3 +278,24 @@ def test_the_lowered_logistic_is_accurate_and_never_overflows(dtype):
     assert np.max(np.abs(got[normal] - exact[normal]) / exact[normal]) <= 4 * eps
     assert np.all(got[~normal] <= np.finfo(dtype).tiny)  # held at the floor: below the normal range
     assert got[-1] == 1.0 and got[-4] == 0.5
+
+
+def test_a_second_call_with_the_same_shapes_reuses_the_concrete_cell_and_still_checks_them():
+    """Sizes solved, equations re-parsed: milliseconds of sympy per call, done once per cell and shapes."""
+    from gradflow.errors import ShapeError
+
+    cell, params, x, _ = lstm_problem()
+    first, second = gf.simulate(cell, params, x), gf.simulate(cell, params, x)
+    assert first.cell is second.cell  # the same concrete cell object: no second with_sizes
+    wider = dict(params, W_f=np.zeros((3, 4)))
+    with pytest.raises(ShapeError, match="W_f"):
+        gf.simulate(cell, wider, x)
+    with pytest.raises(ShapeError, match="W_f"):  # an error is not remembered as an answer
+        gf.simulate(cell, wider, x)
+    skip = gf.cells.skip(delay=3)
+    rng = np.random.default_rng(0)
+    shapes = {"W_h": (2, 2), "W_d": (2, 2), "W_x": (2, 1), "b": (2,)}
+    skip_params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    history = rng.normal(size=(3, 1, 2))
+    traj = gf.simulate(skip, skip_params, np.ones((4, 1, 1)), {"h": history})
+    assert np.array_equal(traj.at("h", 0), history[-1])  # the remembered depth, 3 steps of history
