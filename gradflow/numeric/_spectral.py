@@ -86,7 +86,8 @@ class SpectralNorms:
     """Spectral norms of a chain's lags, tested a window at a time (see the module docstring).
 
     ``U`` (B, N, p) is the block the chain's ``Z`` rows are taken against. :meth:`add` takes a lag's
-    mantissa ``D`` (B, N, N) and ``Z = U^T D`` (B, p, N); :meth:`flush` tests the lags held, iterates
+    mantissa ``D`` (B, N, N), ``Z = U^T D`` (B, p, N) and the squared Frobenius norm of ``D``
+    (B,) (the chain computed it already); :meth:`flush` tests the lags held, iterates
     the ones that fail, and returns each lag's largest singular value of ``D`` (B,) and iteration
     count. When a lag was iterated, :attr:`U` has changed and the chain must retake its ``Z`` rows
     (:attr:`restarted`).
@@ -98,10 +99,9 @@ class SpectralNorms:
         self.held: list[tuple[Any, Any, Any, Any]] = []  # (D, Z, V, F2) of each lag waiting
         self.restarted = False
 
-    def add(self, D: Any, Z: Any) -> None:
-        xp = self.xp
-        flat = xp.reshape(D, (D.shape[0], -1))
-        self.held.append((D, Z, xp.matmul(D, _t(xp, Z)), xp.vecdot(flat, flat)))
+    def add(self, D: Any, Z: Any, F2: Any) -> None:
+        """Hold a lag: its mantissa ``D``, ``Z = U^T D`` and ``F2`` the squared Frobenius norm of ``D``."""
+        self.held.append((D, Z, self.xp.matmul(D, _t(self.xp, Z)), F2))
 
     def retake(self, M: Any, N: int) -> Any:
         """``M`` (B, N + p, N) with its last ``p`` rows ``U^T D`` retaken for the current block ``U``."""

@@ -117,6 +117,15 @@ class _Stepper:
     def apply(self, M: Any, lag: int, step: int) -> Any | None:
         r""":math:`M J^{[\text{lag}]}_{\text{step}}` for M (B, R, N); None when that Jacobian is zero."""
         xp, P, dtype = self.problem.xp, self.problem.params, self.problem.compiled.dtype
+        if len(self.states) == 1:  # one block: the kernel's product is the result (the common case)
+            op = self.ops[(self.states[0], self.states[0], lag)]
+            if op is None:
+                return None
+            function, _, reads = op
+            result = function(xp, P, self.values.reads(reads, step), M, dtype)
+            if result is None or tuple(result.shape) == tuple(M.shape):
+                return result
+            return xp.broadcast_to(result, tuple(M.shape))
         columns, any_term = [], False
         for j, b in enumerate(self.states):
             terms = []
@@ -165,23 +174,34 @@ def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
 _BAND = 2.0**32
 
 
-def _normalise(xp: Any, M: Any, scale: Any, rows: int | None = None) -> tuple[Any, Any, Any]:
-    r"""``(mantissa, log-scale, log Frobenius norm)`` of :math:`e^{\text{scale}} M` (one per batch element).
-
-    The mantissa is ``M`` itself while every norm lies in ``[1/_BAND, _BAND]`` (or is zero), else
-    ``M`` divided by its norm; a zero matrix gets the log-scale and norm ``-inf``. ``rows``: the norm
-    is that of the first ``rows`` rows (the chain's :math:`D_k`; the rows below it, :math:`U^\top D_k`,
-    are scaled with it).
-    """
+def _squares(xp: Any, M: Any, rows: int | None) -> Any:
+    """The squared Frobenius norm of each batch element of ``M`` (of its first ``rows`` rows), (B,)."""
     flat = xp.reshape(M if rows is None else M[:, :rows, :], (M.shape[0], -1))
-    norms = xp.sqrt(xp.vecdot(flat, flat))
-    positive = norms > 0
+    return xp.vecdot(flat, flat)
+
+
+def _normalise(xp: Any, M: Any, scale: Any, rows: int | None = None) -> tuple[Any, Any, Any]:
+    r"""``(mantissa, log-scale, squared Frobenius norm of the mantissa)`` of :math:`e^{\text{scale}} M`.
+
+    One per batch element. The mantissa is ``M`` itself while every norm lies in
+    ``[1/_BAND, _BAND]`` (or is zero), else ``M`` divided by its norm; a zero matrix gets the
+    log-scale ``-inf``. ``rows``: the norm is that of the first ``rows`` rows (the chain's
+    :math:`D_k`; the rows below it, :math:`U^\top D_k`, are scaled with it). The log Frobenius
+    norm is :func:`~gradflow.numeric._spectral.log_norm` of the root of the third entry and the
+    log-scale, taken by the caller for many lags at once: this runs once per lag, and its every
+    array operation costs microseconds of overhead on a small batch.
+    """
+    squares = _squares(xp, M, rows)
+    if bool(xp.all(xp.logical_and(squares >= _BAND**-2, squares <= _BAND**2))):
+        return M, scale, squares  # every norm in the band (so none is zero): nothing to do
+    positive = squares > 0
+    norms = xp.sqrt(squares)
     safe = xp.where(positive, norms, xp.ones_like(norms))
     log = log_norm(xp, norms, scale)
-    inside = xp.logical_and(safe >= 1 / _BAND, safe <= _BAND)
-    if bool(xp.all(inside)):
-        return M, xp.where(positive, scale, log), log
-    return M / safe[:, None, None], log, log
+    if bool(xp.all(xp.logical_and(safe >= 1 / _BAND, safe <= _BAND))):  # in the band, or zero
+        return M, xp.where(positive, scale, log), squares
+    scaled = M / safe[:, None, None]
+    return scaled, log, _squares(xp, scaled, rows)
 
 
 def _combine(xp: Any, parts: list[tuple[Any, Any]], rows: int | None = None) -> tuple[Any, Any, Any]:
@@ -320,7 +340,8 @@ def chain_of(
         first = xp.concat([eye, xp.matrix_transpose(U)], axis=1)
     history: list[tuple[Any, Any, Any]] = [_normalise(xp, first, xp.zeros((B,), dtype=dtype_), N)]
     window = max(stepper.lags)
-    log_fro: list[Any] = []
+    fro_squares: list[Any] = []  # the squared Frobenius norm of each lag's mantissa, and its log-scale
+    fro_scales: list[Any] = []
     log_spec: list[Any] = []
     log_sv: list[Any] = []
     mantissas: list[Any] = []
@@ -343,17 +364,18 @@ def chain_of(
             else:
                 zero = xp.zeros((B, first.shape[1], N), dtype=dtype_)
                 nothing = xp.full((B,), -math.inf, dtype=dtype_)
-                history.append((zero, nothing, nothing))
+                history.append((zero, nothing, xp.zeros((B,), dtype=dtype_)))
             if len(history) > window:
                 history = history[-window:]
-        stacked, scale, log = history[-1]
+        stacked, scale, squares = history[-1]
         mantissa = stacked[:, :N, :]
-        log_fro.append(log)
+        fro_squares.append(squares)
+        fro_scales.append(scale)
         if full:
             mantissas.append(mantissa)
             scales.append(scale)
         if norms is not None:
-            norms.add(mantissa, stacked[:, N:, :])
+            norms.add(mantissa, stacked[:, N:, :], squares)
             waiting.append(scale)
             if len(norms) == min(WINDOW, 2 ** len(iterations).bit_length()) or k == length:
                 flushed = norms.flush()
@@ -378,7 +400,7 @@ def chain_of(
         anchor=a,
         times=times,
         lags=lags,
-        log_frobenius=xp.stack(log_fro, axis=0),
+        log_frobenius=log_norm(xp, xp.sqrt(xp.stack(fro_squares, axis=0)), xp.stack(fro_scales, axis=0)),
         log_spectral=xp.stack(log_spec, axis=0) if log_spec else None,
         log_singular_values=xp.stack(log_sv, axis=0) if log_sv else None,
         mantissas=xp.stack(mantissas, axis=0) if full else None,

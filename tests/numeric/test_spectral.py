@@ -61,13 +61,15 @@ def test_the_carried_rows_are_the_block_times_the_chain(monkeypatch: pytest.Monk
     seen = []
     add = _spectral.SpectralNorms.add
 
-    def checked(self, D, Z):  # type: ignore[no-untyped-def]
+    def checked(self, D, Z, F2):  # type: ignore[no-untyped-def]
         expected = np.swapaxes(to_numpy(D), 1, 2) @ to_numpy(self.U)
         np.testing.assert_allclose(
             np.swapaxes(to_numpy(Z), 1, 2), expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max()
         )
+        # the squared Frobenius norm the chain hands over is that of this mantissa (alpha rests on it)
+        np.testing.assert_allclose(to_numpy(F2), np.sum(to_numpy(D) ** 2, axis=(1, 2)), rtol=1e-13)
         seen.append(self.U)
-        add(self, D, Z)
+        add(self, D, Z, F2)
 
     monkeypatch.setattr(_spectral.SpectralNorms, "add", checked)
     params = gf.init_params(cell, sizes={**sizes, "m": 1}, seed=3)
