@@ -62,9 +62,10 @@ class ChainResult:
     mantissas, log_scales : arrays (K, B, N, N) and (K, B), or None
         :math:`D_k = e^{\text{scale}} \cdot \text{mantissa}` (on request: ``full=True``).
     power_iterations : list of int
-        Rayleigh--Ritz steps each lag took (0 where it fell back to Gram eigenvalues). The lags are
-        tested in windows (1, 2, 4, then 8 lags); those of a window that need more than one step are
-        iterated together and share a count.
+        Products with :math:`D_k D_k^\top` (of an 8-column block) each lag took: 1 when the block the
+        chain carries passed the test, more when block Krylov steps followed (0 where it fell back
+        to Gram eigenvalues). The lags are tested in windows (1, 2, 4, then 8 lags); those of a
+        window that need more than one step are iterated together and share a count.
     trajectory : Trajectory
     """
 
@@ -249,8 +250,9 @@ def jacobian_chain(
         direction; the others are held as inputs (exact when no path leaves
         the selection and comes back, as in a stack or a bidirectional layer).
     spectral : {"power", "gram", "svd", None}
-        How to compute :math:`\lVert D_k \rVert_2`: warm-started power
-        iteration with a residual test (Gram fallback), Gram eigenvalues,
+        How to compute :math:`\lVert D_k \rVert_2`: warm-started block
+        iteration (a carried block, then block Krylov steps where it does not
+        pass) with a residual test (Gram fallback), Gram eigenvalues,
         singular values, or not at all.
     singular_values : bool
         Also return every log singular value of every :math:`D_k`.
@@ -266,9 +268,9 @@ def jacobian_chain(
         :math:`\lVert D_k\rVert_2 = \sqrt{\theta}` is never above the true one (up to rounding) and at most
         ``tol``/2 below it (relative): :math:`5 \cdot 10^{-9}` by default (``tol`` is held at 16 ulp
         of the dtype or above, :math:`2 \cdot 10^{-6}` in float32). After ``max_iter``
-        iterations without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. The first
-        lags, whose top singular values lie close together, take the most iterations; most later
-        ones need a single step.
+        block products without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. The
+        first lags, whose top singular values lie close together, take the most products; most later
+        ones need a single one.
 
     Returns
     -------
@@ -342,7 +344,8 @@ def chain_of(
     window = max(stepper.lags)
     fro_squares: list[Any] = []  # the squared Frobenius norm of each lag's mantissa, and its log-scale
     fro_scales: list[Any] = []
-    log_spec: list[Any] = []
+    log_spec: list[Any] = []  # one (B,) array a lag ("gram", "svd")
+    spec_blocks: list[Any] = []  # one (lags, B) array a window ("power")
     log_sv: list[Any] = []
     mantissas: list[Any] = []
     scales: list[Any] = []
@@ -378,10 +381,9 @@ def chain_of(
             norms.add(mantissa, stacked[:, N:, :], squares)
             waiting.append(scale)
             if len(norms) == min(WINDOW, 2 ** len(iterations).bit_length()) or k == length:
-                flushed = norms.flush()
-                logs = log_norm(xp, xp.stack([s for s, _ in flushed]), xp.stack(waiting))  # one call a window
-                log_spec.extend(logs[i, ...] for i in range(len(flushed)))
-                iterations.extend(used for _, used in flushed)
+                sigma, used = norms.flush()
+                spec_blocks.append(log_norm(xp, sigma, xp.stack(waiting)))  # one call a window
+                iterations.extend(used)
                 waiting = []
                 if norms.restarted:  # the block changed: retake Z = U^T D of the lags the chain reads
                     history = [(norms.retake(M, N), s, f) for M, s, f in history]
@@ -401,7 +403,13 @@ def chain_of(
         times=times,
         lags=lags,
         log_frobenius=log_norm(xp, xp.sqrt(xp.stack(fro_squares, axis=0)), xp.stack(fro_scales, axis=0)),
-        log_spectral=xp.stack(log_spec, axis=0) if log_spec else None,
+        log_spectral=(
+            xp.concat(spec_blocks, axis=0)
+            if spec_blocks
+            else xp.stack(log_spec, axis=0)
+            if log_spec
+            else None
+        ),
         log_singular_values=xp.stack(log_sv, axis=0) if log_sv else None,
         mantissas=xp.stack(mantissas, axis=0) if full else None,
         log_scales=xp.stack(scales, axis=0) if full else None,

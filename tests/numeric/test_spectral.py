@@ -52,6 +52,50 @@ def test_most_lags_of_a_long_chain_take_one_step() -> None:
     assert np.mean(steps[100:] == 1) > 0.9
 
 
+def test_the_flat_spectra_of_the_first_lags_take_few_block_products() -> None:
+    """Block Krylov: lags 1-2 of a random n = 128 chain took 41 products each by subspace iteration."""
+    n = 128
+    rng = np.random.default_rng(5)
+    params = {"W_h": rng.normal(size=(n, n)) / np.sqrt(n), "W_x": rng.normal(size=(n, 1)), "b": np.zeros(n)}
+    x = rng.normal(size=(40, 1, 1))
+    chain = gf.jacobian_chain(gf.cells.elman(), params, x)
+    assert max(chain.power_iterations[1:3]) <= 20
+    assert sum(chain.power_iterations[:16]) <= 120  # 239 by subspace iteration
+    exact = to_numpy(gf.jacobian_chain(gf.cells.elman(), params, x, spectral="svd").log_spectral)
+    error = 1 - np.exp(to_numpy(chain.log_spectral) - exact)
+    assert error.min() >= -1e-12 and error.max() <= 5e-9
+
+
+@pytest.mark.parametrize("rank", [None, 12])
+def test_every_krylov_basis_is_orthonormal(monkeypatch: pytest.MonkeyPatch, rank: int | None) -> None:
+    """The bounds hold for an orthonormal basis only; a chain of rank 12 < two blocks (8 each) breaks
+    the Krylov space down early, and the second Gram--Schmidt pass must keep the basis orthonormal."""
+    n = 64
+    rng = np.random.default_rng(8)
+    W = rng.normal(size=(n, n)) / np.sqrt(n)
+    if rank is not None:
+        u, s, vt = np.linalg.svd(W)
+        W = (u[:, :rank] * s[:rank]) @ vt[:rank]
+    params = {"W_h": W, "W_x": rng.normal(size=(n, 1)), "b": np.zeros(n)}
+    x = rng.normal(size=(30, 2, 1))
+    errors = []
+    test = _spectral._test
+
+    def checked(xp, U, *args):  # type: ignore[no-untyped-def]
+        if U.shape[-1] > 8:  # a Krylov basis of several blocks (the windows' tests use the carried block)
+            gram = np.swapaxes(to_numpy(U), -1, -2) @ to_numpy(U)
+            errors.append(np.abs(gram - np.eye(U.shape[-1])).max())
+        return test(xp, U, *args)
+
+    monkeypatch.setattr(_spectral, "_test", checked)
+    chain = gf.jacobian_chain(gf.cells.elman(), params, x, tol=1e-14)  # tight: many lags iterate
+    assert errors and max(errors) < 1e-12
+    exact = to_numpy(gf.jacobian_chain(gf.cells.elman(), params, x, spectral="svd").log_spectral)
+    finite = np.isfinite(exact)
+    ratio = np.exp(to_numpy(chain.log_spectral)[finite] - exact[finite])
+    assert np.all(ratio <= 1 + 1e-11)
+
+
 @pytest.mark.parametrize(
     "cell, sizes",
     [(gf.cells.elman(), {"n": 12}), (gf.cells.skip(delay=3), {"n": 12}), (gf.cells.lstm(), {"n": 6})],
