@@ -63,6 +63,9 @@ class VJP:
     deferred: tuple[tuple[int, str], ...] = ()
     #: the indices ``k`` of the saved values ``F[k]`` the kernel reads (the forward keeps only these)
     uses: frozenset[int] = frozenset()
+    #: the keys of ``reads`` the kernel itself reads from ``R`` (a gate's pullback reads none: it has
+    #: the saved gate), so the caller looks up only these
+    needs: tuple[tuple[str, int], ...] = ()
 
 
 def lowering_error(cell: Cell, what: str, err: Exception) -> GradflowError:
@@ -120,7 +123,8 @@ def build_vjp(cell: Cell, name: str, budget: bool, saved: tuple[sp.Basic, ...]) 
         raise lowering_error(cell, f"the pullbacks of {kind} {name}", err) from err
     reads = tuple((s.name, int(s.lag)) for s in signals)
     uses = frozenset(int(k) for k in re.findall(r"\bF\[(\d+)\]", source))
-    return VJP(reads, tuple(terms), function, source, tuple(deferred), uses)
+    needs = tuple(key for key in reads if key in emitter.reads)
+    return VJP(reads, tuple(terms), function, source, tuple(deferred), uses, needs)
 
 
 def _transposed_product(cell: Cell, term: sp.Basic) -> tuple[str, sp.Basic] | None:

@@ -77,6 +77,7 @@ class _Reverse:
         self.input_lefts: dict[tuple[str, str], dict[Any, None]] = {}  # (input, W) -> rows of L in L W
         self.stacked_weights: dict[tuple[str, ...], Any] = {}
         self.initial_grads: dict[tuple[str, int], Any] = {}
+        self.batch = (problem.B,)
 
     def _draw(self, strategy: Randomized) -> Any:
         import numpy as np
@@ -162,14 +163,14 @@ class _Reverse:
         Gs = self.total(G)
         F = self.values.saved[(name, time)]
         reads, terms, lefts = vjp.function(
-            xp, problem.params, self.values.reads(vjp.reads, time), F, G, Gs, problem.compiled.dtype
+            xp, problem.params, self.values.reads(vjp.needs, time), F, G, Gs, problem.compiled.dtype
         )
         for key, back in zip(vjp.reads, reads, strict=True):
             if back is not None:
                 self._send(key, back, time, index, tag)
         kept: dict[int, Any] = {}  # id of a factor kept this step -> its rows (each factor is kept once)
         for j, (spec, value) in enumerate(zip(vjp.terms, terms, strict=True)):
-            if spec.kind == "vector" and _shape(value)[:-1] == (problem.B,):
+            if spec.kind == "vector" and tuple(value.shape[:-1]) == self.batch:
                 # a bias: its rows are summed once at the end (often the rows of W_g's ell_g, kept already)
                 key = kept.get(id(value))
                 if key is None:

@@ -53,6 +53,16 @@ def test_pullbacks_read_the_saved_activation_instead_of_recomputing_it(make, gat
     assert "F[" in source
 
 
+def test_a_pullback_looks_up_only_the_reads_its_kernel_uses():
+    """A gate's pullback has the saved gate and reads nothing; c = f c' + i g reads all four factors."""
+    program = gf.numeric.compile(gf.cells.lstm(), n=3, m=2).program
+    gate = program.vjp("f", False)
+    assert gate.reads == (("h", -1), ("x", 0)) and gate.needs == ()
+    cell = program.vjp("c", False)
+    assert set(cell.needs) == {("f", 0), ("c", -1), ("c_tilde", 0), ("i", 0)}
+    assert all(f"R[{key!r}]" in cell.source for key in cell.needs)
+
+
 def test_step_jacobians_read_the_activations_the_forward_pass_computed():
     """sigma'(u) in a chain's step Jacobian comes from the node sigma(u) (1 - h^2, f (1 - f)), not from u again."""
     _, source, reads = gf.numeric.compile(gf.cells.elman(), n=3, m=2).program.jacobian("h", "h", 1)
