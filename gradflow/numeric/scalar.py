@@ -120,7 +120,7 @@ class ScalarPrinter:
                 raise NotDifferentiableError(f"the constant {expr} is not real")
             return repr(float(value.real))
         if isinstance(expr, sp.Add):
-            return "(" + " + ".join(self.print(a) for a in expr.args) + ")"
+            return self._sum(expr)
         if isinstance(expr, sp.Mul):
             numerator, denominator = [], []
             for factor in expr.args:
@@ -170,6 +170,24 @@ class ScalarPrinter:
             f"cannot evaluate {expr} numerically: {type(expr).__name__} has no array counterpart "
             "(an undefined function such as a generic sigma is for symbolic derivations only)"
         )
+
+    def _sum(self, expr: sp.Add) -> str:
+        """``(a + b - c)``: a term with a negative coefficient is subtracted.
+
+        Not multiplied by -1.0 and added: one array operation less in ``1 - y**2`` and
+        ``y (1 - y)``, the derivatives of tanh and the logistic function, which run at every step
+        of every pullback. The result is the same to the bit (negation is exact).
+        """
+        plus, minus = [], []
+        for term in expr.args:
+            coefficient = term.as_coeff_Mul()[0]
+            if coefficient.is_number and coefficient.is_extended_negative:
+                minus.append(self.print(-term))
+            else:
+                plus.append(self.print(term))
+        if not plus:
+            return "(-" + " - ".join(minus) + ")"
+        return "(" + " + ".join(plus) + "".join(f" - {m}" for m in minus) + ")"
 
     def _array(self, expr: sp.Basic) -> str:
         code = self.print(expr)

@@ -309,3 +309,21 @@ def test_a_second_call_with_the_same_shapes_reuses_the_concrete_cell_and_still_c
     history = rng.normal(size=(3, 1, 2))
     traj = gf.simulate(skip, skip_params, np.ones((4, 1, 1)), {"h": history})
     assert np.array_equal(traj.at("h", 0), history[-1])  # the remembered depth, 3 steps of history
+
+
+def test_a_negative_term_is_printed_as_a_subtraction_with_the_same_value():
+    """1 - y^2, y (1 - y): one operation less than adding -1.0 * y^2, and the same numbers."""
+    from gradflow.numeric.backend import namespace
+    from gradflow.numeric.scalar import ScalarPrinter
+
+    a, b = sp.symbols("a b")
+    printer = ScalarPrinter({a: "a", b: "b"})
+    rng = np.random.default_rng(0)
+    values = {"a": rng.normal(size=50), "b": rng.normal(size=50), "xp": namespace("numpy")}
+    for expr in (1 - b**2, b * (1 - b), -a - b, -a, a - 2 * b, 1 - 3 * a + b, -((a - b) ** 2), 1 / (1 - a)):
+        code = printer.print(expr)
+        assert "-1.0 *" not in code or expr == -a or expr == -((a - b) ** 2), code
+        expected = sp.lambdify((a, b), expr, "numpy")(values["a"], values["b"])
+        np.testing.assert_allclose(eval(code, {}, values), expected, rtol=1e-14, atol=1e-15)
+    source = gf.numeric.compile(gf.cells.lstm(), n=3, m=2).program.vjp("f", False).source
+    assert "(1.0 - F[3])" in source and "-1.0" not in source
