@@ -34,10 +34,9 @@ dtype or above: in float32, 2e-6).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-__all__ = ["WINDOW", "SpectralNorms", "log_norm"]
+__all__ = ["WINDOW", "SpectralNorms"]
 
 
 #: Lags tested together: their Rayleigh--Ritz steps are batched (one eigh call for all of them). The first
@@ -54,13 +53,6 @@ _SLACK_ULPS = 1024
 #: The smallest ``tol``, in units of the dtype's epsilon: a residual cannot be resolved below a few
 #: ulp of theta, and asking for less would only run every lag into the Gram fallback (in float32).
 _TOL_ULPS = 16
-
-
-def log_norm(xp: Any, sigma: Any, scale: Any) -> Any:
-    """``scale + log(sigma)``, and -inf for a zero norm (or singular value)."""
-    positive = sigma > 0
-    safe = xp.where(positive, sigma, xp.ones_like(sigma))
-    return xp.where(positive, scale + xp.log(safe), xp.full_like(sigma, -math.inf))
 
 
 def _t(xp: Any, a: Any) -> Any:

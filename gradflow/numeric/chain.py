@@ -33,7 +33,8 @@ from typing import Any
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import ChainError
-from gradflow.numeric._spectral import WINDOW, SpectralNorms, log_norm
+from gradflow.numeric._logscale import combine, log_norm, normalise
+from gradflow.numeric._spectral import WINDOW, SpectralNorms
 from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
 
 __all__ = ["ChainError", "ChainResult", "chain_of", "jacobian_chain"]
@@ -170,57 +171,6 @@ def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-#: A mantissa is divided by its Frobenius norm only when the norm leaves [1/_BAND, _BAND]: one step
-#: then cannot overflow or underflow it unless its Jacobian's norm is beyond 2^900 or below 2^-900.
-_BAND = 2.0**32
-
-
-def _squares(xp: Any, M: Any, rows: int | None) -> Any:
-    """The squared Frobenius norm of each batch element of ``M`` (of its first ``rows`` rows), (B,)."""
-    flat = xp.reshape(M if rows is None else M[:, :rows, :], (M.shape[0], -1))
-    return xp.vecdot(flat, flat)
-
-
-def _normalise(xp: Any, M: Any, scale: Any, rows: int | None = None) -> tuple[Any, Any, Any]:
-    r"""``(mantissa, log-scale, squared Frobenius norm of the mantissa)`` of :math:`e^{\text{scale}} M`.
-
-    One per batch element. The mantissa is ``M`` itself while every norm lies in
-    ``[1/_BAND, _BAND]`` (or is zero), else ``M`` divided by its norm; a zero matrix gets the
-    log-scale ``-inf``. ``rows``: the norm is that of the first ``rows`` rows (the chain's
-    :math:`D_k`; the rows below it, :math:`U^\top D_k`, are scaled with it). The log Frobenius
-    norm is :func:`~gradflow.numeric._spectral.log_norm` of the root of the third entry and the
-    log-scale, taken by the caller for many lags at once: this runs once per lag, and its every
-    array operation costs microseconds of overhead on a small batch.
-    """
-    squares = _squares(xp, M, rows)
-    if bool(xp.all(xp.logical_and(squares >= _BAND**-2, squares <= _BAND**2))):
-        return M, scale, squares  # every norm in the band (so none is zero): nothing to do
-    positive = squares > 0
-    norms = xp.sqrt(squares)
-    safe = xp.where(positive, norms, xp.ones_like(norms))
-    log = log_norm(xp, norms, scale)
-    if bool(xp.all(xp.logical_and(safe >= 1 / _BAND, safe <= _BAND))):  # in the band, or zero
-        return M, xp.where(positive, scale, log), squares
-    scaled = M / safe[:, None, None]
-    return scaled, log, _squares(xp, scaled, rows)
-
-
-def _combine(xp: Any, parts: list[tuple[Any, Any]], rows: int | None = None) -> tuple[Any, Any, Any]:
-    r""":math:`\sum_i e^{s_i} M_i` as :func:`_normalise` gives it, without overflow."""
-    if len(parts) == 1:
-        return _normalise(xp, parts[0][0], parts[0][1], rows)
-    top = parts[0][1]
-    for _, scale in parts[1:]:
-        top = xp.maximum(top, scale)
-    finite = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
-    total = None
-    for M, scale in parts:
-        weight = xp.where(xp.isfinite(scale), xp.exp(scale - finite), xp.zeros_like(scale))
-        term = M * weight[:, None, None]
-        total = term if total is None else total + term
-    return _normalise(xp, total, finite, rows)
-
-
 def jacobian_chain(
     cell: Cell,
     params: Mapping[str, Any],
@@ -340,7 +290,7 @@ def chain_of(
         U = xp.broadcast_to(xp.linalg.qr(seed)[0], (B, N, block))
         norms = SpectralNorms(xp, U, tol, max_iter)
         first = xp.concat([eye, xp.matrix_transpose(U)], axis=1)
-    history: list[tuple[Any, Any, Any]] = [_normalise(xp, first, xp.zeros((B,), dtype=dtype_), N)]
+    history: list[tuple[Any, Any, Any]] = [normalise(xp, first, xp.zeros((B,), dtype=dtype_), N)]
     window = max(stepper.lags)
     fro_squares: list[Any] = []  # the squared Frobenius norm of each lag's mantissa, and its log-scale
     fro_scales: list[Any] = []
@@ -363,7 +313,7 @@ def chain_of(
                 if applied is not None:
                     parts.append((applied, scale))
             if parts:
-                history.append(_combine(xp, parts, N))
+                history.append(combine(xp, parts, N))
             else:
                 zero = xp.zeros((B, first.shape[1], N), dtype=dtype_)
                 nothing = xp.full((B,), -math.inf, dtype=dtype_)

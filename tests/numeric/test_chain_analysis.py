@@ -145,26 +145,25 @@ def test_a_long_exploding_chain_has_finite_logs() -> None:
 
 
 def test_mantissas_are_rescaled_only_when_their_norm_leaves_the_band() -> None:
-    from gradflow.numeric._spectral import log_norm
-    from gradflow.numeric.chain import _BAND, _normalise
+    from gradflow.numeric._logscale import BAND, log_norm, normalise
 
     xp = gf.numeric.backend.namespace("numpy")
     M = np.full((2, 3, 3), 1.0 / 3.0)  # Frobenius norm 1 in both batch elements
     M[1] *= 4.0
-    same, scale, squares = _normalise(xp, M, np.array([0.5, -1.0]))
+    same, scale, squares = normalise(xp, M, np.array([0.5, -1.0]))
     assert same is M  # inside the band: no pass over the matrix
     np.testing.assert_allclose(squares, [1.0, 16.0], rtol=1e-15)
     np.testing.assert_array_equal(scale, [0.5, -1.0])
-    M[0] *= 2 * _BAND  # one batch element leaves the band: both are divided by their norms
-    rescaled, scale, squares = _normalise(xp, M, np.array([0.5, -1.0]))
+    M[0] *= 2 * BAND  # one batch element leaves the band: both are divided by their norms
+    rescaled, scale, squares = normalise(xp, M, np.array([0.5, -1.0]))
     np.testing.assert_allclose(np.linalg.norm(rescaled, axis=(1, 2)), 1.0, rtol=1e-15)
     np.testing.assert_allclose(squares, 1.0, rtol=1e-15)  # the squares of what it returns
-    np.testing.assert_allclose(scale, [0.5 + np.log(2 * _BAND), -1.0 + np.log(4.0)], rtol=1e-15)
-    zero, scale, squares = _normalise(xp, np.zeros((1, 2, 2)), np.array([3.0]))
+    np.testing.assert_allclose(scale, [0.5 + np.log(2 * BAND), -1.0 + np.log(4.0)], rtol=1e-15)
+    zero, scale, squares = normalise(xp, np.zeros((1, 2, 2)), np.array([3.0]))
     assert np.all(zero == 0) and scale[0] == -np.inf and squares[0] == 0
     assert log_norm(xp, np.sqrt(squares), scale)[0] == -np.inf
-    tiny = np.full((1, 2, 2), 0.5 / _BAND)  # norm 1/BAND: on the edge, kept
-    kept, scale, squares = _normalise(xp, tiny, np.array([1.0]))
+    tiny = np.full((1, 2, 2), 0.5 / BAND)  # norm 1/BAND: on the edge, kept
+    kept, scale, squares = normalise(xp, tiny, np.array([1.0]))
     assert kept is tiny and scale[0] == 1.0
 
 
