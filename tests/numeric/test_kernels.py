@@ -63,6 +63,22 @@ def test_a_pullback_looks_up_only_the_reads_its_kernel_uses():
     assert all(f"R[{key!r}]" in cell.source for key in cell.needs)
 
 
+def test_runs_of_diagonal_factors_pass_over_the_chain_once():
+    """diag(o) diag(tanh'(c)) diag(i) diag(1 - g^2) W_c: the vectors are multiplied first, then M once."""
+    program = gf.numeric.compile(gf.cells.lstm(), n=3, m=2).program
+    _, source, _ = program.jacobian("h", "h", 1)
+    passes = source.count("xp.expand_dims(")  # each is an elementwise pass over the (B, R, N) chain
+    assert passes == 5, source  # one a gate term (four) plus the shared o tanh'(c) prefix; ten unmerged
+    from gradflow.numeric.lower import _merge_diagonals
+    from gradflow.symbolic.jacobian import Diag
+
+    a, b, c = (sp.MatrixSymbol(name, 3, 1) for name in "abc")
+    W = sp.MatrixSymbol("W", 3, 3)
+    merged = _merge_diagonals([Diag(a), Diag(b), W, Diag(c)])
+    assert len(merged) == 3 and merged[1] == W and merged[2] == Diag(c)
+    assert set(merged[0].vector.args) == {a, b}
+
+
 def test_step_jacobians_read_the_activations_the_forward_pass_computed():
     """sigma'(u) in a chain's step Jacobian comes from the node sigma(u) (1 - h^2, f (1 - f)), not from u again."""
     _, source, reads = gf.numeric.compile(gf.cells.elman(), n=3, m=2).program.jacobian("h", "h", 1)
