@@ -142,9 +142,10 @@ class SpectralNorms:
         of :func:`_test` after each block; a cycle that fills ``q`` blocks without passing starts the
         next from :math:`A` times its top ``p`` Ritz vectors. A block costs one product of :math:`A`
         with a block, as a step of subspace iteration would, but ``q`` of those reach only
-        :math:`A^q X`, while the Krylov space holds every polynomial of degree below ``q`` in :math:`A`: near the flat spectra of the first lags the
-        best of them (Chebyshev's) converges far faster (Saad, *Numerical Methods for Large
-        Eigenvalue Problems*, ch. 6; Musco & Musco, NeurIPS 2015). Returns the top singular values
+        :math:`A^q X`, while the Krylov space holds every polynomial of degree below ``q`` in
+        :math:`A`: near the flat spectra of the first lags the best of them (Chebyshev's) converges
+        far faster (Saad, *Numerical Methods for Large Eigenvalue Problems*, ch. 6; Musco & Musco,
+        NeurIPS 2015). Returns the top singular values
         and the count of block products with :math:`A` (1 for the window's test, then one a block;
         0 after the Gram fallback, at ``max_iter``). The lags after them start from the block of the
         last of them, one step on: ``qr(A X)``.
