@@ -403,12 +403,37 @@ def _merge_diagonals(factors: list[MatrixExpr]) -> list[MatrixExpr]:
     is a pass over ``M`` a factor; merged, the vectors are multiplied first (``n`` numbers) and
     ``M`` is passed over once. An LSTM's :math:`\partial h^{(t)}/\partial h^{(t-1)}` has runs of
     four: :math:`\operatorname{diag}(o) \operatorname{diag}(\tanh'(c)) \operatorname{diag}(i)
-    \operatorname{diag}(1 - \tilde c^2) W_c`.
+    \operatorname{diag}(1 - \tilde c^2) W_c`. A sum of diagonals counts as the diagonal of the sum
+    (a GRU's :math:`\operatorname{diag}(h^{(t-1)}) - \operatorname{diag}(\tilde h)`: one pass, not
+    four), and a diagonal before a closing sum is carried into its terms, where it merges with their
+    own leading diagonals (the same product in every term is formed once: the emitter remembers it).
     """
     merged: list[MatrixExpr] = []
     for factor in factors:
+        factor = _as_diagonal(factor) or factor
         if isinstance(factor, Diag) and merged and isinstance(merged[-1], Diag):
             merged[-1] = Diag(sp.HadamardProduct(merged[-1].vector, factor.vector))
         else:
             merged.append(factor)
+    if len(merged) >= 2 and isinstance(merged[-1], sp.MatAdd) and isinstance(merged[-2], Diag):
+        diagonal, total = merged[-2], merged[-1]
+        terms = [sp.MatMul(diagonal, *(t.args if isinstance(t, sp.MatMul) else (t,))) for t in total.args]
+        merged[-2:] = [sp.MatAdd(*terms)]
     return merged
+
+
+def _as_diagonal(matrix: MatrixExpr) -> Diag | None:
+    """``matrix`` as one ``Diag`` when it is a diagonal, a multiple of one, or a sum of those; else None."""
+    if isinstance(matrix, Diag):
+        return matrix
+    if isinstance(matrix, sp.MatMul):
+        coefficient, factors = Emitter._split(matrix)
+        if len(factors) == 1 and isinstance(factors[0], Diag):
+            vector = factors[0].vector
+            return Diag(sp.MatMul(coefficient, vector) if coefficient != 1 else vector)
+        return None
+    if isinstance(matrix, sp.MatAdd):
+        parts = [_as_diagonal(a) for a in matrix.args]
+        if all(part is not None for part in parts):
+            return Diag(sp.MatAdd(*(part.vector for part in parts if part is not None)))
+    return None

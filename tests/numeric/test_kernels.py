@@ -63,20 +63,35 @@ def test_a_pullback_looks_up_only_the_reads_its_kernel_uses():
     assert all(f"R[{key!r}]" in cell.source for key in cell.needs)
 
 
-def test_runs_of_diagonal_factors_pass_over_the_chain_once():
-    """diag(o) diag(tanh'(c)) diag(i) diag(1 - g^2) W_c: the vectors are multiplied first, then M once."""
-    program = gf.numeric.compile(gf.cells.lstm(), n=3, m=2).program
+@pytest.mark.parametrize(("make", "most"), [(gf.cells.lstm, 4), (gf.cells.gru, 5)])
+def test_runs_of_diagonal_factors_pass_over_the_chain_once(make, most):
+    """diag(o) diag(tanh'(c)) diag(i) diag(1 - g^2) W_c: the vectors are multiplied first, then M once.
+
+    Passes over M before merging: 10 for the LSTM's dh/dh, 13 for the GRU's (whose
+    diag(h') - diag(h_tilde) took four on its own).
+    """
+    program = gf.numeric.compile(make(), n=3, m=2).program
     _, source, _ = program.jacobian("h", "h", 1)
     passes = source.count("xp.expand_dims(")  # each is an elementwise pass over the (B, R, N) chain
-    assert passes == 5, source  # one a gate term (four) plus the shared o tanh'(c) prefix; ten unmerged
-    from gradflow.numeric.lower import _merge_diagonals
+    assert passes == most, source
+
+
+def test_diagonals_merge_through_multiples_sums_and_a_closing_sum():
+    from gradflow.numeric.lower import _as_diagonal, _merge_diagonals
     from gradflow.symbolic.jacobian import Diag
 
     a, b, c = (sp.MatrixSymbol(name, 3, 1) for name in "abc")
-    W = sp.MatrixSymbol("W", 3, 3)
+    W, V = sp.MatrixSymbol("W", 3, 3), sp.MatrixSymbol("V", 3, 3)
     merged = _merge_diagonals([Diag(a), Diag(b), W, Diag(c)])
     assert len(merged) == 3 and merged[1] == W and merged[2] == Diag(c)
     assert set(merged[0].vector.args) == {a, b}
+    difference = _as_diagonal(sp.MatAdd(Diag(a), sp.MatMul(-1, Diag(b))))
+    assert isinstance(difference, Diag) and sp.simplify(difference.vector - (a - b)) == sp.ZeroMatrix(3, 1)
+    assert _as_diagonal(sp.MatAdd(Diag(a), W)) is None
+    (total,) = _merge_diagonals([Diag(a), sp.MatAdd(sp.MatMul(Diag(b), W), V)])
+    assert isinstance(total, sp.MatAdd)  # diag(a) (diag(b) W + V) = diag(a b) W + diag(a) V
+    first, second = sorted(total.args, key=lambda t: len(t.args), reverse=True)
+    assert first.args[:2] == (Diag(a), Diag(b)) and second.args == (Diag(a), V)
 
 
 def test_step_jacobians_read_the_activations_the_forward_pass_computed():
