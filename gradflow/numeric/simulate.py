@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from gradflow.cells.cell import Cell
@@ -78,9 +79,12 @@ def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _depths(cell: Cell) -> dict[str, int]:
-    """How many steps of history each state of ``cell`` needs (its longest delay; 1 at least)."""
-    return {state: max(cell.delays(state), default=1) for state in cell.states}
+def _depths(cell: Cell) -> Mapping[str, int]:
+    """How many steps of history each state of ``cell`` needs (its longest delay; 1 at least).
+
+    Remembered per cell (``delays`` walks every equation) and read-only, since it is shared.
+    """
+    return MappingProxyType({state: max(cell.delays(state), default=1) for state in cell.states})
 
 
 def prepare(
