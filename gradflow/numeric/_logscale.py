@@ -40,9 +40,9 @@ def normalise(xp: Any, M: Any, scale: Any, rows: int | None = None) -> tuple[Any
     ``[1/BAND, BAND]`` (or is zero), else ``M`` divided by its norm; a zero matrix gets the
     log-scale ``-inf``. ``rows``: the norm is that of the first ``rows`` rows (the chain's
     :math:`D_k`; the rows below it, :math:`U^\top D_k`, are scaled with it). The log Frobenius
-    norm is :func:`log_norm` of the root of the third entry and the
-    log-scale, taken by the caller for many lags at once: this runs once per lag, and its every
-    array operation costs microseconds of overhead on a small batch.
+    norm, :func:`log_norm` of the root of the third entry and the log-scale, is left to the
+    caller, which takes it for many lags at once: this runs once per lag, and each of its array
+    operations costs microseconds of overhead on a small batch.
     """
     squares = frobenius_squares(xp, M, rows)
     if bool(xp.all(xp.logical_and(squares >= BAND**-2, squares <= BAND**2))):
