@@ -368,6 +368,9 @@ class Emitter:
                 return current
             return self.assign(f"{self.scalar(coefficient)} * {current}")
         if isinstance(matrix, sp.MatAdd):
+            diagonal = _as_diagonal(matrix)  # a sum of diagonals: one pass over M, not one a term
+            if diagonal is not None:
+                return self.right(value, diagonal)
             terms = [c for c in (self.right(value, a) for a in matrix.args) if c is not None]
             return self.assign(" + ".join(terms)) if terms else None
         if isinstance(matrix, sp.BlockMatrix):

@@ -92,6 +92,11 @@ def test_diagonals_merge_through_multiples_sums_and_a_closing_sum():
     assert isinstance(total, sp.MatAdd)  # diag(a) (diag(b) W + V) = diag(a b) W + diag(a) V
     first, second = sorted(total.args, key=lambda t: len(t.args), reverse=True)
     assert first.args[:2] == (Diag(a), Diag(b)) and second.args == (Diag(a), V)
+    from gradflow.numeric.lower import Emitter
+
+    emitter = Emitter({"a", "b"})  # a bare sum of diagonals, M diag(a) - 2 M diag(b): one pass over M
+    emitter.right("M", sp.MatAdd(Diag(a), sp.MatMul(-2, Diag(b))))
+    assert sum("expand_dims" in line for line in emitter.lines) == 1, emitter.lines
 
 
 def test_step_jacobians_read_the_activations_the_forward_pass_computed():
