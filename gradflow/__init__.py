@@ -18,6 +18,7 @@ from gradflow.errors import (
     GraphError,
     NotDifferentiableError,
     ShapeError,
+    SweepError,
     UnsupportedCellError,
 )
 from gradflow.graph import UnrolledGraph, unroll
@@ -31,6 +32,7 @@ from gradflow.numeric import (
     regime,
     simulate,
 )
+from gradflow.sweep import sweep
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
 
 __version__ = "0.1.0"
@@ -48,6 +50,7 @@ __all__ = [
     "NotDifferentiableError",
     "Randomized",
     "ShapeError",
+    "SweepError",
     "Truncated",
     "UnrolledGraph",
     "UnsupportedCellError",
@@ -67,6 +70,7 @@ __all__ = [
     "numeric",
     "regime",
     "simulate",
+    "sweep",
     "symbolic",
     "unroll",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "PdflatexNotFoundError",
     "ShapeError",
     "StrategyError",
+    "SweepError",
     "UnsupportedCellError",
     "UnsupportedModuleError",
     "UsageError",
@@ -89,6 +90,14 @@ class ChainError(GradflowError, ValueError):
 
 class StrategyError(GradflowError, ValueError):
     """A truncation strategy was given a bad parameter."""
+
+
+class SweepError(GradflowError, ValueError):
+    """A sweep was given a bad grid or argument, or its function failed at a grid point.
+
+    For a failed point the message names the point, and the function's own
+    exception is the cause.
+    """
 
 
 class UsageError(GradflowError, ValueError):

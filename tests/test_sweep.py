@@ -1,0 +1,193 @@
+"""gf.sweep: grids, seeds, executors (serial, threads, processes, Dask), errors, provenance, progress."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import gradflow as gf
+from gradflow.errors import GradflowError, SweepError
+from gradflow.sweep import Record, grid_points
+
+
+def draw(n: int, gain: float, seed: int) -> dict[str, float]:
+    """A seeded random number per point (module level: picklable for the process pool)."""
+    W = gain * np.random.default_rng(seed).normal(size=(n, n)) / np.sqrt(n)
+    return {"norm": float(np.linalg.norm(W, 2)), "pid": os.getpid()}
+
+
+def unseeded(a: int, b: int) -> int:
+    return a * 10 + b
+
+
+def fails_at_three(a: int) -> int:
+    if a == 3:
+        raise ZeroDivisionError(f"no inverse of {a}")
+    return a
+
+
+GRID = {"n": [4, 8], "gain": [0.5, 1.0, 2.0]}
+
+
+def test_grid_points_product_in_order_last_axis_fastest() -> None:
+    points = grid_points({"a": [1, 2], "b": "xy" and ["x", "y"], "c": (True,)})
+    assert points == [
+        {"a": 1, "b": "x", "c": True},
+        {"a": 1, "b": "y", "c": True},
+        {"a": 2, "b": "x", "c": True},
+        {"a": 2, "b": "y", "c": True},
+    ]
+    assert grid_points(({"a": 1}, {"a": 5})) == [{"a": 1}, {"a": 5}]
+    assert grid_points({"a": range(3)}) == [{"a": 0}, {"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"a": []}, "grid axis 'a' has no values"),
+        ({"a": "abc"}, "grid axis 'a' must be a list of values, got str 'abc'"),
+        ({"a": 3}, "write [3] for a single value"),
+        ({"not a name": [1]}, "grid name 'not a name' must be a Python identifier"),
+        ({1: [1]}, "grid name 1 must be a Python identifier"),
+        ([{"a": 1}, {"b": 2}], "grid point 1 has names ['b'] but point 0 has ['a']"),
+        ([{"a": 1}, 5], "grid point 1 must be a mapping"),
+        ([], "the grid has no points"),
+        ("a=1", "a grid is a mapping {name: values} or a list of points, got str"),
+    ],
+)
+def test_bad_grids_name_what_is_wrong(grid: object, message: str) -> None:
+    with pytest.raises(SweepError) as caught:
+        grid_points(grid)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+    assert isinstance(caught.value, GradflowError) and isinstance(caught.value, ValueError)
+
+
+def test_serial_sweep_returns_records_in_grid_order_with_seeds_and_provenance() -> None:
+    records = gf.sweep(draw, GRID, "serial", progress=False)
+    assert [r.index for r in records] == list(range(6))
+    assert [r.point for r in records] == grid_points(GRID)
+    seeds = [r.seed for r in records]
+    assert len(set(seeds)) == 6 and all(isinstance(s, int) and s >= 0 for s in seeds)
+    for r in records:  # each value is exactly what fn gives for the recorded seed
+        expected = draw(r.point["n"], r.point["gain"], r.seed)
+        assert r.value["norm"] == expected["norm"]
+        assert r.error is None and r.seconds >= 0
+        assert r.provenance["numpy"] == np.__version__
+        assert r.provenance["gradflow"] == gf.__version__
+        assert r.provenance["pid"] == str(os.getpid())
+    assert records[0].as_dict().keys() == {"n", "gain", "seed", "norm", "pid"}
+
+
+def test_seeds_depend_only_on_the_base_seed_and_the_position() -> None:
+    first = [r.seed for r in gf.sweep(draw, GRID, "serial", progress=False)]
+    again = [r.seed for r in gf.sweep(draw, GRID, "serial", progress=False)]
+    other = [r.seed for r in gf.sweep(draw, GRID, "serial", seed=1, progress=False)]
+    assert first == again
+    assert not set(first) & set(other)
+    longer = [r.seed for r in gf.sweep(draw, {**GRID, "n": [4, 8, 16]}, "serial", progress=False)]
+    assert longer[:6] == first  # adding points at the end keeps the earlier points' seeds
+
+
+def test_thread_pool_and_process_pool_give_the_serial_numbers() -> None:
+    serial = gf.sweep(draw, GRID, "serial", progress=False)
+    with ThreadPoolExecutor(3) as pool:
+        threaded = gf.sweep(draw, GRID, pool, progress=False)
+    processes = gf.sweep(draw, GRID, workers=2, progress=False)
+    for other in (threaded, processes):
+        assert [r.point for r in other] == [r.point for r in serial]
+        assert [r.seed for r in other] == [r.seed for r in serial]
+        assert [r.value["norm"] for r in other] == [r.value["norm"] for r in serial]
+    assert {r.value["pid"] for r in processes} - {os.getpid()}, "the default pool runs in other processes"
+    assert all(r.provenance["pid"] == str(r.value["pid"]) for r in processes)
+
+
+def test_a_function_without_seed_gets_none_and_a_grid_may_name_its_seeds() -> None:
+    records = gf.sweep(unseeded, {"a": [1, 2], "b": [3]}, "serial", progress=False)
+    assert [(r.value, r.seed) for r in records] == [(13, None), (23, None)]
+    named = gf.sweep(draw, {"n": [4], "gain": [1.0], "seed": [5, 6]}, "serial", progress=False)
+    assert [r.seed for r in named] == [5, 6]
+    assert named[1].value["norm"] == draw(4, 1.0, 6)["norm"]
+    assert named[1].as_dict()["seed"] == 6
+
+    def keywords(**kwargs: object) -> object:
+        return kwargs
+
+    given = gf.sweep(keywords, {"a": [1]}, "serial", progress=False)[0]
+    assert given.value == {"a": 1, "seed": given.seed}
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", None])
+def test_a_failing_point_stops_the_sweep_and_names_the_point(executor: str | None) -> None:
+    with pytest.raises(
+        SweepError, match=r"fn raised at grid point 2 \{'a': 3\}: ZeroDivisionError: no inverse"
+    ):
+        if executor == "threads":
+            with ThreadPoolExecutor(2) as pool:
+                gf.sweep(fails_at_three, {"a": [1, 2, 3, 4]}, pool, progress=False)
+        else:
+            gf.sweep(fails_at_three, {"a": [1, 2, 3, 4]}, executor, workers=None, progress=False)
+
+
+def test_recorded_errors_keep_the_other_points() -> None:
+    records = gf.sweep(fails_at_three, {"a": [1, 2, 3, 4]}, "serial", errors="record", progress=False)
+    assert [r.value for r in records] == [1, 2, None, 4]
+    assert records[2].error == "ZeroDivisionError: no inverse of 3"
+    assert records[2].as_dict() == {"a": 3, "seed": None, "value": None, "error": records[2].error}
+
+
+def test_a_lambda_cannot_go_to_a_process_pool_and_the_error_says_what_to_do() -> None:
+    with pytest.raises(SweepError, match="define it at the top level of a module, or pass a"):
+        gf.sweep(lambda a: a, {"a": [1]}, progress=False)
+    assert gf.sweep(lambda a: a + 1, {"a": [1]}, "serial", progress=False)[0].value == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fn": 3}, "fn must be callable, got int 3"),
+        ({"errors": "ignore"}, "errors must be 'raise' or 'record', got 'ignore'"),
+        ({"seed": -1}, "seed must be a non-negative int, got -1"),
+        ({"seed": 1.5}, "seed must be a non-negative int, got 1.5"),
+        ({"workers": 0}, "workers must be a positive int, got 0"),
+        ({"workers": 2, "executor": "serial"}, "workers= sizes the default process pool"),
+        ({"executor": "dask"}, "executor must be a concurrent.futures.Executor, 'serial' or None, got str"),
+    ],
+)
+def test_bad_arguments_name_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
+    arguments: dict[str, object] = {"fn": unseeded, "grid": {"a": [1], "b": [2]}, "progress": False}
+    arguments.update(kwargs)
+    with pytest.raises(SweepError) as caught:
+        gf.sweep(**arguments)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+
+
+def test_progress_bar_is_drawn_on_request_and_not_on_a_pipe() -> None:
+    stream = io.StringIO()
+    gf.sweep(unseeded, {"a": [1, 2, 3], "b": [0]}, "serial", progress=True, stream=stream)
+    text = stream.getvalue()
+    assert "sweep 0/3 [" in text and "sweep 3/3 [" + "#" * 30 + "]" in text and text.endswith("\n")
+    quiet = io.StringIO()
+    gf.sweep(unseeded, {"a": [1], "b": [0]}, "serial", stream=quiet)  # a StringIO is not a terminal
+    assert quiet.getvalue() == ""
+
+
+def test_records_pickle_for_executors_that_send_them_back() -> None:
+    record = gf.sweep(draw, {"n": [4], "gain": [1.0]}, "serial", progress=False)[0]
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert isinstance(record, Record)
+
+
+def test_dask_executor_gives_the_serial_numbers() -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    serial = gf.sweep(draw, GRID, "serial", progress=False)
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ) as client:
+        found = gf.sweep(draw, GRID, client.get_executor(), progress=False)
+    assert [r.seed for r in found] == [r.seed for r in serial]
+    assert [r.value["norm"] for r in found] == [r.value["norm"] for r in serial]
