@@ -9,7 +9,8 @@ standalone document, Markdown or PDF), ``gradflow graph CELL`` and
 ``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells;
 ``gradflow derivations`` regenerates the repository's ``derivations/`` folder
 (every report cell and the source documents' three classic arguments, as
-``.tex`` and ``.md``).
+``.tex`` and ``.md``); ``gradflow sweep CELL`` draws a regime map over state
+sizes and gains on a process pool (:mod:`gradflow.cli.sweep`).
 
 A CELL is a built-in name, optionally called with literal arguments, and
 combinators nest: ``lstm``, ``"skip(delay=4)"``, ``"elman('relu')"``,
@@ -33,6 +34,7 @@ from gradflow import cells
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
 from gradflow.cli.specs import BUILTIN, parse_cell, parse_sizes
+from gradflow.cli.sweep import add_parser as add_sweep_parser
 from gradflow.errors import GradflowError, UsageError
 from gradflow.export import (
     compile_pdf,
@@ -316,6 +318,7 @@ def _parser() -> argparse.ArgumentParser:
     paths.add_argument("--from", dest="source", required=True, help="e.g. h:0")
     paths.add_argument("--to", dest="target", required=True, help="e.g. h:100")
     paths.set_defaults(run=_cmd_paths)
+    add_sweep_parser(sub)
     return parser
 
 

@@ -1,0 +1,104 @@
+"""``gradflow sweep CELL``: the regime map's table and files, the same numbers on any number of workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from gradflow.cli import main
+from gradflow.cli.sweep import regime_point
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def rows_of(path):
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def test_sweep_table_and_csv_match_the_theory(tmp_path, capsys):
+    out = tmp_path / "map.csv"
+    argv = ["sweep", "elman", "--n", "6", "--gain", "0.5", "4", "-T", "40", "--repeats", "2", "-o", str(out)]
+    status, text, _ = run(capsys, *argv, "--workers", "2")
+    assert status == 0
+    assert "regime map of elman" in text and f"wrote {out}" in text
+    table = [line for line in text.splitlines() if line.startswith("| 6 |")]
+    assert len(table) == 4 and not any("| NO |" in line for line in table)  # never above the bound
+    rows = rows_of(out)
+    assert [(r["n"], r["gain"], r["repeat"]) for r in rows] == [
+        ("6", "0.5", "0"),
+        ("6", "0.5", "1"),
+        ("6", "4.0", "0"),
+        ("6", "4.0", "1"),
+    ]
+    for r in rows:
+        # Pascanu: gamma ||W_h||_2 = gain for orthogonal W_h and tanh; the measured rate stays below it
+        assert math.isclose(float(r["predicted_rate"]), math.log(float(r["gain"])), rel_tol=1e-9)
+        assert float(r["rate"]) <= float(r["predicted_rate"]) + 1e-9
+        assert r["provenance.gradflow"] and r["provenance.numpy"] and r["seed"].isdigit()
+    assert rows[0]["label"] == rows[1]["label"] == "vanishing"
+    assert rows[0]["seed"] != rows[1]["seed"]  # repeats differ
+
+    # one worker gives the same numbers (seeds are spawned per point, not per worker)
+    again = tmp_path / "again.csv"
+    argv[-1] = str(again)
+    assert run(capsys, *argv, "--workers", "1")[0] == 0
+    same = ("seed", "predicted_rate", "rate", "standard_error", "label")
+    assert [{k: r[k] for k in same} for r in rows_of(again)] == [{k: r[k] for k in same} for r in rows]
+
+    # the file is not replaced without --force
+    status, _, err = run(capsys, *argv, "--workers", "1")
+    assert status == 2 and "exists; pass --force" in err
+
+
+def test_sweep_json_with_other_sizes(tmp_path, capsys):
+    out = tmp_path / "map.json"
+    status, _, _ = run(
+        capsys, "sweep", "jordan", "--n", "5", "--gain", "0.5", "--sizes", "k=3", "m=2", "--workers", "1",
+        "-T", "30", "-o", str(out),
+    )  # fmt: skip
+    assert status == 0
+    (record,) = json.loads(out.read_text(encoding="utf-8"))
+    assert record["n"] == 5 and record["label"] == "vanishing" and record["consistent"] is True
+    assert set(record) >= {"seed", "rate", "predicted_rate", "confidence", "seconds", "provenance.pid"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "elmann"], "unknown cell 'elmann'"),
+        (["sweep", "elman", "--sizes", "k=3"], "--sizes: cell 'elman' has no size k to set"),
+        (["sweep", "elman", "--sizes", "m3"], "size 'm3' must look like n=3"),
+        (["sweep", "elman", "-o", "map.txt"], "-o map.txt: write .csv or .json"),
+        (["sweep", "elman", "--seed", "-1"], "--seed must be non-negative"),
+        (
+            ["sweep", "bidirectional(elman)", "--n", "4", "--gain", "1", "--workers", "1"],
+            "fn raised at grid point 0 {'n': 4, 'gain': 1.0, 'repeat': 0}: UnsupportedCellError",
+        ),
+    ],
+)
+def test_sweep_errors_exit_2_with_one_line(capsys, argv, message):
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["--gain", "-1"], ["--n", "0"], ["-T", "x"], ["--repeats", "0"]])
+def test_sweep_rejects_non_positive_numbers(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "elman", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "must be positive" in err or "'x' is not an integer" in err
+
+
+def test_regime_point_feeds_every_input_of_the_cell():
+    found = regime_point("lstm", 4, 0.5, 0, seed=3, T=30, B=1, sizes={"m": 2}, scheme="orthogonal")
+    assert found["label"] == "vanishing" and found["consistent"]
+    assert set(found) == {"predicted_rate", "rate", "standard_error", "label", "confidence", "consistent"}
