@@ -16,6 +16,7 @@ __all__ = [
     "GradflowError",
     "GraphError",
     "LatexCompileError",
+    "NonFiniteError",
     "NotDifferentiableError",
     "PdflatexNotFoundError",
     "ShapeError",
@@ -90,6 +91,13 @@ class ChainError(GradflowError, ValueError):
 
 class StrategyError(GradflowError, ValueError):
     """A truncation strategy was given a bad parameter."""
+
+
+class NonFiniteError(GradflowError, FloatingPointError):
+    """A simulation left the floating-point range: a state or node overflowed to inf, or became NaN.
+
+    The message names the node and the first step where it happened.
+    """
 
 
 class SweepError(GradflowError, ValueError):

@@ -20,10 +20,10 @@ import sympy as sp
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
-from gradflow.numeric.chain import ChainResult, chain_of
+from gradflow.numeric.chain import ChainResult, _select, chain_of
 from gradflow.numeric.lower import Emitter
 from gradflow.numeric.scalar import ScalarPrinter
-from gradflow.numeric.simulate import Problem, prepare, run_forward
+from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
 from gradflow.symbolic.bounds import chain_bound
 from gradflow.symbolic.jacobian import Diag
 from gradflow.symbolic.nodes import Norm
@@ -134,11 +134,15 @@ def bound_vs_measured(
     >>> comparison.holds
     True
     """
+    if chain is not None and not isinstance(chain, ChainResult):
+        raise GradflowError(f"chain must be a jacobian_chain result, got {type(chain).__name__}")
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
     values = run_forward(problem)
     bound = chain_bound(problem.cell, gamma_mode="value")
     if chain is None:
         chain = chain_of(problem, values)
+    else:
+        _check_chain(problem, values, chain)
     xp = problem.xp
     step_kernel, step_reads = _lower_bound(problem, bound.step)
     gamma_kernel, gamma_reads = _lower_bound(problem, bound.step_gamma)
@@ -166,6 +170,32 @@ def bound_vs_measured(
     )
 
 
+def _check_chain(problem: Problem, values: Values, chain: ChainResult) -> None:
+    """A chain handed to :func:`bound_vs_measured` must be of this cell's simulation: same states, T, B."""
+    expected = _select(problem.cell, None)
+    if tuple(chain.states) != expected:
+        raise GradflowError(
+            f"the chain follows states {list(chain.states)} but the bound of cell {problem.cell.name!r} "
+            f"is over {list(expected)}; compute it with jacobian_chain(cell, params, inputs) (all states)"
+        )
+    if chain.trajectory is None:
+        raise GradflowError("the chain has no trajectory to check it against this simulation")
+    xp = problem.xp
+    for state in expected:
+        theirs = chain.trajectory[state]
+        ours = Trajectory(problem, values)[state]
+        if tuple(theirs.shape) != tuple(ours.shape):
+            raise GradflowError(
+                f"the chain was computed on a simulation of shape {tuple(theirs.shape)} for state "
+                f"{state!r}, but these inputs give {tuple(ours.shape)} (T + 1, B, size)"
+            )
+        if not bool(xp.all(xp.asarray(theirs) == ours)):
+            raise GradflowError(
+                f"the chain was computed on another simulation (state {state!r} differs): pass the same "
+                "cell, params, inputs and initial state as to jacobian_chain, or leave chain= out"
+            )
+
+
 def _log(xp: Any, values: Any) -> Any:
     """Natural log with log 0 = -inf and no floating-point warning (a bound of 0: dead ReLU units)."""
     positive = values > 0
@@ -191,6 +221,11 @@ class Regime:
         Normal-approximation probability that the label is right, given the fit.
     consistent : bool
         False when the measurement contradicts the bound (a rate above the predicted one).
+    dead : int
+        Sequences of the batch whose chain became exactly zero (log :math:`-\infty`: a zero
+        recurrent matrix, dead ReLU units); their gradient has vanished, and the rate is fitted over
+        the others. When every sequence is dead the rate is :math:`-\infty`, the label
+        ``"vanishing"`` and the confidence 1.
     """
 
     rate: float
@@ -199,6 +234,7 @@ class Regime:
     label: str
     confidence: float
     consistent: bool
+    dead: int = 0
 
 
 def _phi(x: float) -> float:
@@ -221,9 +257,15 @@ def regime(
     Parameters
     ----------
     tolerance : float
-        Rates within ``±tolerance`` per step count as neutral.
+        Rates within ``±tolerance`` per step count as neutral (finite, >= 0).
     skip : int
-        Lags below ``skip`` are left out of the fit (the identity at lag 0).
+        Lags below ``skip`` are left out of the fit (the identity at lag 0); needs ``T >= skip + 2``.
+
+    Raises
+    ------
+    GradflowError
+        For a bad ``tolerance`` or ``skip``, too few steps, log norms that are NaN or +inf, and
+        what :func:`bound_vs_measured` raises.
 
     Examples
     --------
@@ -233,27 +275,47 @@ def regime(
     >>> found.label, round(found.rate, 6) == round(float(np.log(0.5)), 6)
     ('vanishing', True)
     """
+    import numbers
+
     import numpy as np
 
     from gradflow.numeric.backend import to_numpy
 
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, numbers.Real)
+        or not 0 <= tolerance < math.inf
+    ):
+        raise GradflowError(f"tolerance must be a finite number >= 0 (a rate per step), got {tolerance!r}")
+    if isinstance(skip, bool) or not isinstance(skip, numbers.Integral) or skip < 0:
+        raise GradflowError(f"skip must be an int >= 0 (lags left out of the fit), got {skip!r}")
     comparison = bound_vs_measured(cell, params, inputs, initial, backend=backend, dtype=dtype)
-    logs = to_numpy(comparison.log_actual)[skip:]
+    all_logs = to_numpy(comparison.log_actual)
+    logs = all_logs[skip:]
     lags = to_numpy(comparison.lags)[skip:].astype(float)
     if logs.shape[0] < 3:
+        T = all_logs.shape[0] - 1
         raise GradflowError(
-            f"a regime needs at least {skip + 3} steps to fit a rate; got {logs.shape[0] + skip}"
+            f"a regime fits a rate over the lags {skip}..T and needs 3 of them (T >= {skip + 2} steps); "
+            f"got T = {T}"
         )
-    finite = np.all(np.isfinite(logs), axis=1)
-    logs, lags = logs[finite], lags[finite]
+    if np.isnan(logs).any() or np.isposinf(logs).any():
+        raise GradflowError("the chain's log norms are not finite (NaN or +inf): no rate can be fitted")
+    # a chain that reaches exactly 0 (log -inf: a zero recurrent matrix, dead units) stays 0: that
+    # sequence's gradient has vanished; the rate is fitted over the other sequences
+    alive = ~np.isneginf(logs).any(axis=0)
+    dead = int((~alive).sum())
+    gamma_logs = to_numpy(comparison.log_bound_gamma)
+    predicted = float((gamma_logs[-1] / max(gamma_logs.shape[0] - 1, 1)).mean())
+    if not alive.any():
+        return Regime(-math.inf, 0.0, predicted, "vanishing", 1.0, True, dead)
+    logs = logs[:, alive]
     centered = lags - lags.mean()
     slopes = (centered @ (logs - logs.mean(axis=0))) / (centered @ centered)
     residuals = logs - logs.mean(axis=0) - np.outer(centered, slopes)
     dof = max(len(lags) - 2, 1)
     errors = np.sqrt((residuals**2).sum(axis=0) / dof / (centered @ centered))
     rate, error = float(slopes.mean()), float(np.sqrt((errors**2).mean()) / np.sqrt(len(slopes)))
-    gamma_logs = to_numpy(comparison.log_bound_gamma)
-    predicted = float((gamma_logs[-1] / max(gamma_logs.shape[0] - 1, 1)).mean())
     spread = max(error, 1e-300)
     if rate < -tolerance:
         label, confidence = "vanishing", _phi((-tolerance - rate) / spread)
@@ -261,5 +323,7 @@ def regime(
         label, confidence = "exploding", _phi((rate - tolerance) / spread)
     else:
         label, confidence = "neutral", _phi((tolerance - abs(rate)) / spread)
-    consistent = bool(rate <= predicted + 3 * error + 1e-12)
-    return Regime(rate, error, predicted, label, float(confidence), consistent)
+    # rounding of the log norms: a few ulp of the working precision per lag (float32: ~1e-7)
+    rounding = max(1e-12, 64 * float(np.finfo(all_logs.dtype).eps))
+    consistent = bool(rate <= predicted + 3 * error + rounding)
+    return Regime(rate, error, predicted, label, float(confidence), consistent, dead)

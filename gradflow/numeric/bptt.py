@@ -12,7 +12,10 @@ Strategies mean what they mean in :mod:`gradflow.symbolic.bptt` (d2l §9.7):
 * ``Truncated(tau)`` -- the adjoint at step :math:`t` collects the direct
   gradients of the loss steps :math:`t \le i \le t + \tau` only. Cotangents
   carry a *budget* axis (how many steps they may still travel), so one pass
-  computes it exactly; :math:`\tau \ge T` is the full gradient. For a cell
+  computes it exactly. :math:`\tau \ge T - 1` gives the full gradients of
+  the parameters and inputs; the gradient of an initial state read :math:`d`
+  steps back needs :math:`\tau \ge T + d - 1` (:math:`\tau \ge T` when
+  :math:`d = 1`), so :math:`\tau \ge T + d - 1` is the full gradient. For a cell
   that runs both ways (a bidirectional layer, a stack over one) the count is
   per *direction group*, as in the symbolic layer: a path may take at most
   :math:`\tau` steps among the forward states and at most :math:`\tau` among
@@ -39,7 +42,7 @@ from gradflow.errors import GradflowError, ShapeError
 from gradflow.numeric._factors import Factors
 from gradflow.numeric._runtime import _concat
 from gradflow.numeric.gradients import Gradients, clip_by_norm, clip_by_value, global_norm
-from gradflow.numeric.simulate import Problem, Trajectory, Values, _shape, prepare, run_forward
+from gradflow.numeric.simulate import Problem, Trajectory, Values, _finite, _shape, prepare, run_forward
 from gradflow.symbolic.strategies import Randomized, Truncated, as_strategy
 
 __all__ = ["Gradients", "bptt", "clip_by_norm", "clip_by_value", "global_norm"]
@@ -333,28 +336,35 @@ def bptt(
     True
     """
     strategy = as_strategy(truncation)
+    if not isinstance(upstream, Mapping):
+        raise ShapeError(
+            f"upstream must be a dict {{node name: (T, B, size) array of dL/ds}}, got {type(upstream).__name__}"
+        )
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
     program = problem.compiled.program
-    budget = isinstance(strategy, Truncated)
-    values = run_forward(
-        problem, keep={name: program.vjp(name, budget).uses for _, name in problem.cell.order}
-    )
-    reverse = _Reverse(problem, values, strategy)
     xp = problem.xp
     names = {name for _, name in problem.cell.order}
+    seeds = {}
     for name, array in upstream.items():
         if name not in names:
             raise ShapeError(
                 f"upstream gradient for {name!r}, which cell {cell.name!r} does not compute; "
                 f"it computes {', '.join(sorted(names))}"
             )
-        array = xp.asarray(array, dtype=problem.compiled.dtype)
+        array = _finite(xp, array, problem.compiled.dtype, f"upstream gradient of {name!r}")
         size = int(problem.cell.expression(*_kind(problem.cell, name)).shape[0])
         if tuple(_shape(array)) != (problem.T, problem.B, size):
             raise ShapeError(
                 f"upstream gradient of {name!r} has shape {_shape(array)}; expected (T, B, size) = "
                 f"({problem.T}, {problem.B}, {size})"
             )
+        seeds[name] = array
+    budget = isinstance(strategy, Truncated)
+    values = run_forward(
+        problem, keep={name: program.vjp(name, budget).uses for _, name in problem.cell.order}
+    )
+    reverse = _Reverse(problem, values, strategy)
+    for name, array in seeds.items():
         for time in range(1, problem.T + 1):
             reverse.seed(name, time, array[time - 1, ...])
     reverse.run()

@@ -27,6 +27,7 @@ Lyapunov spectra are in :mod:`gradflow.numeric.lyapunov`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,11 @@ class ChainResult:
         """:math:`D_k` itself (may overflow for long exploding chains; needs ``full=True``)."""
         if self.mantissas is None or self.log_scales is None:
             raise ChainError("jacobian_chain(..., full=True) keeps the matrices; this result did not")
+        count = int(self.mantissas.shape[0])
+        if not _integer(k):
+            raise ChainError(f"matrix(k) takes a lag k, an int in 0..{count - 1}; got {k!r}")
+        if not 0 <= k < count:
+            raise ChainError(f"lag k={k} is outside this chain's lags 0..{count - 1}")
         xp = _xp(self.mantissas)
         return self.mantissas[k, ...] * xp.exp(self.log_scales[k, ...])[:, None, None]
 
@@ -153,8 +159,15 @@ class _Stepper:
 
 
 def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
+    if isinstance(states, str):
+        states = [states]
+    if states is not None and not isinstance(states, Sequence | set | frozenset):
+        raise ChainError(f"states must be a list of state names, got {type(states).__name__} {states!r}")
     chosen = tuple(cell.states) if states is None else tuple(states)
-    unknown = [s for s in chosen if s not in cell.states]
+    repeated = sorted({s for s in chosen if chosen.count(s) > 1}, key=str)
+    if repeated:
+        raise ChainError(f"states lists {', '.join(map(repr, repeated))} more than once: {list(chosen)!r}")
+    unknown = [repr(s) if not isinstance(s, str) else s for s in chosen if s not in cell.states]
     if unknown or not chosen:
         raise ChainError(
             f"cell {cell.name!r} has states {', '.join(cell.states)}; got {', '.join(unknown) or 'none'}"
@@ -169,6 +182,23 @@ def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
             f"or states={backward!r}"
         )
     return chosen
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_options(anchor: Any, tol: Any, max_iter: Any) -> None:
+    """``anchor`` an int, ``tol`` in (0, 1), ``max_iter`` a positive int (NumPy integers count as ints)."""
+    if anchor is not None and not _integer(anchor):
+        raise ChainError(f"anchor must be an int (a time step), got {type(anchor).__name__} {anchor!r}")
+    if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0 < float(tol) < 1):
+        raise ChainError(
+            f"tol must be a number in (0, 1), the relative accuracy of the spectral norms (default 1e-8); "
+            f"got {tol!r}"
+        )
+    if not _integer(max_iter) or max_iter < 1:
+        raise ChainError(f"max_iter must be a positive int (default 100), got {max_iter!r}")
 
 
 def jacobian_chain(
@@ -268,10 +298,11 @@ def chain_of(
 ) -> ChainResult:
     """:func:`jacobian_chain` of a problem already simulated (``values``): no second forward pass."""
     chosen = _select(problem.cell, states)
+    _check_options(anchor, tol, max_iter)
     stepper = _Stepper(problem, values, chosen)
     xp, T, B, N = problem.xp, problem.T, problem.B, stepper.N
     backward = stepper.sign < 0
-    a = anchor if anchor is not None else (1 if backward else T)
+    a = int(anchor) if anchor is not None else (1 if backward else T)
     if not 1 <= a <= T:
         raise ChainError(f"anchor must lie in 1..{T}, got {a}")
     length = (T + 1 - a) if backward else a

@@ -17,6 +17,7 @@ activation by hand:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sympy as sp
@@ -116,8 +117,10 @@ class ScalarPrinter:
             return "False"
         if expr.is_number:
             value = complex(expr.evalf(30))
-            if value.imag:
-                raise NotDifferentiableError(f"the constant {expr} is not real")
+            if value.imag or value.real != value.real:
+                raise NotDifferentiableError(f"the constant {expr} is not a real number")
+            if value.real in (math.inf, -math.inf):  # a vacuous bound: gamma of an unbounded derivative
+                return "float('inf')" if value.real > 0 else "float('-inf')"
             return repr(float(value.real))
         if isinstance(expr, sp.Add):
             return self._sum(expr)

@@ -9,6 +9,7 @@ intermediates and outputs are ``(T, B, size)``, index ``t - 1`` for time ``t``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gradflow.cells.cell import Cell
-from gradflow.errors import GradflowError, ShapeError
+from gradflow.errors import GradflowError, NonFiniteError, ShapeError
 from gradflow.numeric._values import Values
 from gradflow.numeric.backend import dtype_of, namespace
 from gradflow.numeric.compiled import CompiledCell, compile, infer_sizes
@@ -68,7 +69,16 @@ class Problem:
 
 
 def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:
-    """``value`` as an array of ``dtype``; a NaN or infinity in it is an error, not a silent NaN later."""
+    """``value`` as an array of ``dtype``; a NaN or infinity in it is an error, not a silent NaN later.
+
+    Complex numbers, strings and ``None`` are errors too (a cast would drop the imaginary part, or
+    read "1" as 1.0).
+    """
+    if value is None:
+        raise ShapeError(f"{what} is None; expected an array of real numbers")
+    kind = _kind_of(value)
+    if kind in _NOT_REAL:
+        raise ShapeError(f"{what} holds {_NOT_REAL[kind]} values; gradflow computes with real numbers")
     try:
         array = xp.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
@@ -76,6 +86,31 @@ def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:
     if not bool(xp.all(xp.isfinite(array))):
         raise ShapeError(f"{what} holds NaN or infinite entries; gradflow needs finite numbers")
     return array
+
+
+#: NumPy dtype kinds that are not real numbers.
+_NOT_REAL = {"c": "complex", "U": "text", "S": "bytes"}
+
+
+def _kind_of(value: Any) -> str:
+    """The NumPy dtype kind of ``value`` as far as it tells: "c" complex, "U" text, "f" otherwise."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        kind = getattr(dtype, "kind", None)
+        if kind is None:  # torch, array_api_strict: by the dtype's name
+            return "c" if "complex" in str(dtype) else "f"
+        if kind != "O":
+            return str(kind)
+    elif not isinstance(value, list | tuple | complex | str | bytes):
+        return "f"
+    import numpy as np
+
+    try:
+        items = np.asarray(value, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return "O"
+    kinds = {np.asarray(item).dtype.kind for item in items}
+    return next((k for k in _NOT_REAL if k in kinds), "f")
 
 
 @functools.lru_cache(maxsize=64)
@@ -104,6 +139,18 @@ def prepare(
         For a missing or extra parameter, an array of the wrong shape, or
         inputs that are not (T, B, m).
     """
+    if not isinstance(params, Mapping):
+        raise ShapeError(
+            f"params must be a dict {{name: array}} of the parameters of cell {cell.name!r}, got "
+            f"{type(params).__name__}"
+        )
+    if initial is not None and not isinstance(initial, Mapping):
+        raise ShapeError(
+            f"initial must be a dict {{state name: array}}, got {type(initial).__name__}; e.g. "
+            f"initial={{{next(iter(cell.states))!r}: h0}}"
+        )
+    if inputs is None:
+        raise ShapeError(f"inputs is None; cell {cell.name!r} needs (T, B, size) arrays")
     if backend is None:
         for value in (*params.values(), *(inputs.values() if isinstance(inputs, Mapping) else [inputs])):
             if hasattr(value, "shape") and type(value).__module__.split(".")[0] not in ("numpy", "builtins"):
@@ -142,6 +189,8 @@ def prepare(
     T, B = int(times.pop()), int(batches.pop())
     if T < 1:
         raise ShapeError("inputs have T = 0 steps; give at least one")
+    if B < 1:
+        raise ShapeError("inputs have a batch of B = 0 sequences; give at least one")
     shapes: dict[str, tuple[int, ...]] = {name: _shape(a) for name, a in arrays.items()}
     shapes.update({name: (int(x.shape[2]),) for name, x in xs.items()})
     sizes = infer_sizes(cell, shapes) if not cell.is_concrete else {}
@@ -193,6 +242,48 @@ def run_forward(problem: Problem, keep: Mapping[str, Collection[int]] | None = N
     (:attr:`~gradflow.numeric._pullbacks.VJP.uses`); these are kept for the backward pass, and
     the other entries are ``None``, so that no step holds a subtree nobody reads again.
     """
+    with _quiet(problem.xp):  # an overflow is reported once, below, as a NonFiniteError
+        values = _forward(problem, keep)
+    _check_finite(problem, values)
+    return values
+
+
+def _quiet(xp: Any) -> Any:
+    """NumPy's floating-point warnings off (NumPy-backed namespaces); nothing to do for others."""
+    import array_api_compat
+
+    if array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_array_api_strict_namespace(xp):
+        import numpy as np
+
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    return contextlib.nullcontext()
+
+
+def _check_finite(problem: Problem, values: Values) -> None:
+    """Every node's series finite, or a :class:`NonFiniteError` naming the node and the first step."""
+    xp = problem.xp
+    for name, series in values.series.items():
+        if bool(xp.all(xp.isfinite(series))):
+            continue
+        bad = xp.any(xp.logical_not(xp.isfinite(series)), axis=(1, 2))
+        rows = [k for k in range(int(series.shape[0])) if bool(bad[k])]
+        state = name in problem.cell.states
+        backward = name in problem.cell.backward
+        steps = [(k if not backward else k + 1) if state else k + 1 for k in rows]
+        step = max(steps) if backward else min(steps)
+        row = series[rows[-1] if backward else rows[0], ...]
+        what = "became NaN" if not bool(xp.any(xp.isinf(row))) else "overflowed to inf"
+        info = xp.finfo(series.dtype)
+        wider = " or compute in float64" if int(info.bits) < 64 else ""
+        raise NonFiniteError(
+            f"{'state' if state else 'node'} {name!r} of cell {problem.cell.name!r} {what} at step {step} "
+            f"of {problem.T}: its values left the float{int(info.bits)} range (±{float(info.max):.1e}), "
+            f"or a parameter divides by zero; shorten T, scale the weights or inputs down{wider}, or "
+            "check the parameters"
+        )
+
+
+def _forward(problem: Problem, keep: Mapping[str, Collection[int]] | None) -> Values:
     values = Values(problem)
     program = problem.compiled.program
     xp, P, dtype = problem.xp, problem.params, problem.compiled.dtype

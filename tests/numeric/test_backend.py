@@ -105,5 +105,5 @@ def test_non_finite_or_non_numeric_arrays_are_refused(where: str) -> None:
         initial["h"][0, 1] = np.nan
     else:
         params["b"] = ["a", "b"]
-    with pytest.raises(GradflowError, match=r"NaN or infinite|not an array of numbers"):
+    with pytest.raises(GradflowError, match=r"NaN or infinite|not an array of numbers|holds text values"):
         gf.simulate(cell, params, x, initial)
