@@ -302,9 +302,11 @@ def _build_jacobian(
     jacobian = step_jacobian(cell, state, wrt, lag)
     if isinstance(jacobian, sp.ZeroMatrix):
         return None
-    # sigma'(u) from sigma(u) where sigma(u) is a node's value: read from the forward pass, not recomputed
-    known = {cell.expression(kind, name): cell.signal(name) for kind, name in cell.order}
-    emitter = Emitter(set(cell.params), known=known)
+    # sigma'(u) from u, not from the forward pass's sigma(u): 1 - tanh(u)^2 and s (1 - s) are
+    # exactly 0 in saturation (|u| > 19, u > 37) where the true factor is tiny but representable,
+    # and a chain through an exact 0 reads log 0 = -inf (stable forms: scalar.stabilize). The
+    # preactivation costs a matrix-vector product a step, next to the chain's matrix product.
+    emitter = Emitter(set(cell.params), value_forms=False)
     try:
         result = emitter.right("M", jacobian)
         source, function = emitter.function("jacobian", "xp, P, R, M, dtype", result or "None")

@@ -128,7 +128,7 @@ def compile_activation(activation: Activation) -> tuple[str, Callable[..., Any]]
             f"activation {activation.name!r} is an undefined function: it has no numeric "
             "values (use a concrete activation such as tanh to compute)"
         )
-    expression, logistic = stabilize(activation.expression)
+    expression, logistic = stabilize(activation.expression, complements=True)
     names: dict[sp.Basic, str] = {z: "z"}
     lines = []
     for s, u in logistic.items():
@@ -170,11 +170,14 @@ class Emitter:
         params: set[str],
         cotangents: dict[sp.Basic, str] | None = None,
         known: dict[sp.Basic, Signal] | None = None,
+        value_forms: bool = True,
     ) -> None:
         self.params = params
         self.cotangents = cotangents or {}
         #: subtrees whose values the forward pass holds as signals (a node's expression -> the node at t)
         self.known = known or {}
+        #: sigma'(u) from sigma(u) where this kernel has sigma(u) (see derivative_of_value)
+        self.value_forms = value_forms
         self.lines: list[str] = []
         self.memo: dict[Any, str] = {}
         self.reads: set[tuple[str, int]] = set()
@@ -271,7 +274,7 @@ class Emitter:
     def _from_value(self, node: Elementwise) -> str | None:
         r""":math:`\sigma'(u)` from :math:`\sigma(u)` when this kernel already has it (see :func:`derivative_of_value`)."""
         primitive = node.activation.primitive
-        if primitive is None:
+        if primitive is None or not self.value_forms:
             return None
         activated = Elementwise(primitive, node.arg)
         value = self.memo.get(("vector", activated))

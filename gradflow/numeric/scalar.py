@@ -53,8 +53,21 @@ _RELATIONS = {
 }
 
 
-def stabilize(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Symbol, sp.Expr]]:
+def stabilize(expr: sp.Expr, complements: bool = False) -> tuple[sp.Expr, dict[sp.Symbol, sp.Expr]]:
     r"""Rewrite logistic patterns ``exp(a)`` beside ``1 + exp(a)`` through :math:`s = 1/(1+e^{a})`.
+
+    Parameters
+    ----------
+    expr : sympy expression
+    complements : bool, default False
+        Also write :math:`1 - s` as :math:`r = \sigma(-u)`, and :math:`\tanh^2 a` as
+        :math:`1 - 4\sigma(2a)\sigma(-2a)`, so that no derivative is formed as a difference
+        of numbers near 1. :math:`1 - \tanh^2 a` computed from :math:`\tanh a` is exactly 0
+        once :math:`|a| > 19`, and :math:`s(1-s)` once :math:`a > 37`, although the true values
+        (:math:`4e^{-2|a|}`, :math:`e^{-a}`) are far inside the float range; a Jacobian chain
+        through such a factor would read :math:`\log 0 = -\infty`. SiLU's
+        :math:`s + z s - z s^2` loses everything to cancellation for large :math:`z`;
+        :math:`s + z s r` does not.
 
     Returns
     -------
@@ -68,8 +81,14 @@ def stabilize(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Symbol, sp.Expr]]:
     >>> rewritten, logistic = stabilize(sp.exp(-z) / (1 + sp.exp(-z)) ** 2)
     >>> rewritten.factor(), logistic
     (-s0*(s0 - 1), {s0: z})
+    >>> stabilize(sp.exp(-z) / (1 + sp.exp(-z)) ** 2, complements=True)
+    (s0*s1, {s0: z, s1: -z})
+    >>> stabilize(1 - sp.tanh(z) ** 2, complements=True)
+    (4*s0*s1, {s0: 2*z, s1: -2*z})
     """
     logistic: dict[sp.Symbol, sp.Expr] = {}
+    if complements:
+        expr = _squared_tanh(expr, logistic)
     for power in sorted(expr.atoms(sp.exp), key=sp.default_sort_key):
         if not any(isinstance(a, sp.Add) and 1 in a.args and power in a.args for a in expr.atoms(sp.Add)):
             continue
@@ -79,7 +98,50 @@ def stabilize(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Symbol, sp.Expr]]:
             continue
         expr = candidate
         logistic[s] = -power.args[0]
+    if complements:
+        expr = _complements(expr, logistic)
     return expr, logistic
+
+
+def _logistic_of(u: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Symbol:
+    r"""The symbol standing for :math:`\sigma(u)`, new if none does yet."""
+    for symbol, argument in logistic.items():
+        if sp.expand(argument - u) == 0:
+            return symbol
+    symbol = sp.Symbol(f"s{len(logistic)}", positive=True)
+    logistic[symbol] = u
+    return symbol
+
+
+def _squared_tanh(expr: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
+    r"""Even powers of :math:`\tanh a` through :math:`\tanh^2 a = 1 - 4\sigma(2a)\sigma(-2a)`."""
+    replacements = {}
+    for power in expr.atoms(sp.Pow):
+        base, exponent = power.args
+        if isinstance(base, sp.tanh) and exponent.is_Integer and int(exponent) >= 2:
+            a = base.args[0]
+            square = 1 - 4 * _logistic_of(2 * a, logistic) * _logistic_of(-2 * a, logistic)
+            k = int(exponent)
+            replacements[power] = square ** (k // 2) * (base if k % 2 else 1)
+    return expr.xreplace(replacements) if replacements else expr
+
+
+def _complements(expr: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
+    r"""Every factor :math:`1 - \sigma(u)` as :math:`\sigma(-u)` (a new logistic symbol if needed)."""
+    for s in list(logistic):
+        if not expr.has(s):
+            continue
+        others = sorted(expr.free_symbols - set(logistic), key=sp.default_sort_key)
+        numerator, denominator = sp.fraction(sp.cancel(expr))
+        parts = []
+        for part in (numerator, denominator):
+            grouped = sp.collect(sp.expand(part), others, func=sp.factor) if others else sp.factor(part)
+            parts.append(grouped)
+        rewritten = parts[0] / parts[1]
+        if rewritten.has(1 - s) or rewritten.has(s - 1):
+            r = _logistic_of(-logistic[s], logistic)
+            expr = rewritten.xreplace({1 - s: r, s - 1: -r})
+    return expr
 
 
 class ScalarPrinter:
@@ -125,6 +187,8 @@ class ScalarPrinter:
         if isinstance(expr, sp.Add):
             return self._sum(expr)
         if isinstance(expr, sp.Mul):
+            if expr.args[0] == -1:  # -u: a negation, not a product with -1.0
+                return f"(-{self.print(-expr)})"
             numerator, denominator = [], []
             for factor in expr.args:
                 if isinstance(factor, sp.Pow) and factor.exp.is_number and factor.exp < 0:

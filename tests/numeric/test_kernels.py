@@ -99,14 +99,18 @@ def test_diagonals_merge_through_multiples_sums_and_a_closing_sum():
     assert sum("expand_dims" in line for line in emitter.lines) == 1, emitter.lines
 
 
-def test_step_jacobians_read_the_activations_the_forward_pass_computed():
-    """sigma'(u) in a chain's step Jacobian comes from the node sigma(u) (1 - h^2, f (1 - f)), not from u again."""
+def test_step_jacobians_take_sigma_prime_from_the_preactivation_not_from_the_value():
+    """sigma'(u) in a chain's step Jacobian comes from u in a stable form, not from 1 - h^2 or f (1 - f).
+
+    Those are exactly 0 in saturation, where the true factor (4 e^{-2|u|}, e^{-u}) is tiny but
+    representable: the chain's log norm would read -inf. Pullbacks (bptt) keep the value forms.
+    """
     _, source, reads = gf.numeric.compile(gf.cells.elman(), n=3, m=2).program.jacobian("h", "h", 1)
-    assert "act" not in source and "W_x" not in source, source  # no pre-activation, no tanh'
-    assert ("h", 0) in reads and ("x", 0) not in reads
+    assert "act0(xp" in source and "W_x" in source, source  # the pre-activation, then tanh'
+    assert ("x", 0) in reads and ("h", -1) in reads
     _, source, reads = gf.numeric.compile(gf.cells.lstm(), n=3, m=2).program.jacobian("h", "h", 1)
-    assert {("f", 0), ("i", 0), ("o", 0), ("c_tilde", 0)} <= reads
-    assert "_sigmoid" not in source and "U_" not in source, source
+    assert all(f"U_{gate}" in source for gate in "fioc"), source  # every gate's pre-activation
+    assert ("x", 0) in reads and "1.0 -" not in source
     # and the numbers are those of the pre-activation form: the chain against finite differences
     cell = gf.cells.elman()
     params = gf.init_params(cell, sizes={"n": 3, "m": 2}, seed=4)
