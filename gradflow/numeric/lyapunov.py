@@ -27,8 +27,10 @@ def lyapunov_spectrum(
 
     With :math:`Q_T = I` and, going back in time, :math:`Q_{\tau} J_\tau = L_\tau Q_{\tau-1}`
     (an LQ factorisation), :math:`\lambda_i = \frac{1}{T}\sum_\tau \log |L_\tau[i, i]|`
-    -- the exponents of :math:`J_T \cdots J_1`, whose singular values they
-    match as :math:`\frac{1}{T}\log\sigma_i(\partial s^{(T)}/\partial s^{(0)})`.
+    -- the exponents of :math:`J_T \cdots J_1`. Their sum is exactly the mean of
+    :math:`\log|\det J_\tau|`; each approaches
+    :math:`\frac{1}{T}\log\sigma_i(\partial s^{(T)}/\partial s^{(0)})` as :math:`T` grows
+    (Oseledets), and differs from it by :math:`O(1/T)` for a finite :math:`T`.
 
     Returns
     -------

@@ -76,6 +76,8 @@ def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:
     """
     if value is None:
         raise ShapeError(f"{what} is None; expected an array of real numbers")
+    if getattr(value, "requires_grad", False):  # a torch tensor in a graph: gradflow reads its numbers
+        value = value.detach()
     kind = _kind_of(value)
     if kind in _NOT_REAL:
         raise ShapeError(f"{what} holds {_NOT_REAL[kind]} values; gradflow computes with real numbers")

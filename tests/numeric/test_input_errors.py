@@ -207,8 +207,12 @@ def test_arrays_that_are_not_real_numbers_are_refused(elman_problem, call, messa
     assert message in str(caught.value)
 
 
-def test_booleans_and_nested_lists_of_ints_are_numbers(elman_problem):
+def test_booleans_nested_lists_and_tensors_that_require_grad_are_numbers(elman_problem):
     cell, params, x = elman_problem
+    tracked = torch.tensor(x, requires_grad=True)  # no torch warning (warnings are errors here)
+    found = gf.simulate(cell, {k: torch.tensor(v) for k, v in params.items()}, tracked)["h"]
+    assert isinstance(found, torch.Tensor) and not found.requires_grad
+    np.testing.assert_allclose(found.numpy(), gf.simulate(cell, params, x)["h"], rtol=1e-14)
     assert gf.simulate(cell, params, x > 0)["h"].shape == (7, 2, 3)
     assert gf.simulate(cell, params, [[[1, 2]]] * 4)["h"].shape == (5, 1, 3)
 
