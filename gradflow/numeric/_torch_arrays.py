@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.errors import ShapeError
-from gradflow.numeric._torch_layout import _BLOCKS, _cell, _layout, _numpy
+from gradflow.numeric._torch_layout import _BLOCKS, _cell, _Layout, _layout, _numpy
 from gradflow.numeric.backend import to_numpy
 from gradflow.numeric.simulate import Trajectory
 
@@ -27,7 +27,18 @@ def sequence_from_torch(module: Any, sequence: Any, *, dtype: Any = None) -> np.
     """A PyTorch sequence (an input, a gradient of ``output``) as gradflow's (T, B, size) NumPy array.
 
     A ``batch_first`` module's (B, T, size) is transposed; an unbatched
-    (T, size) becomes (T, 1, size). float64 by default.
+    (T, size) becomes (T, 1, size). float64 by default. ``size`` is the
+    module's ``input_size`` for an input, or the size of its ``output``
+    (num_directions·hidden_size) for a gradient of ``output``.
+
+    Raises
+    ------
+    ShapeError
+        For a sequence that is not 2-D or 3-D, one whose feature size is
+        neither the module's ``input_size`` nor its output size (both named
+        in the message), a ``PackedSequence`` (unpack it with
+        ``torch.nn.utils.rnn.pad_packed_sequence``), or anything that is not
+        an array of numbers.
 
     Examples
     --------
@@ -36,16 +47,43 @@ def sequence_from_torch(module: Any, sequence: Any, *, dtype: Any = None) -> np.
     (5, 2, 3)
     """
     layout = _layout(module)
-    array = _numpy(sequence, dtype, "sequence")
+    sizes = {layout.input_size, layout.directions * layout.hidden_size}
+    return _sequence(module, layout, sequence, dtype, "sequence", sizes)
+
+
+def _sequence(
+    module: Any, layout: _Layout, sequence: Any, dtype: Any, what: str, sizes: set[int]
+) -> np.ndarray:
+    """``sequence`` as (T, B, size), its feature size one of ``sizes`` (see :func:`sequence_from_torch`)."""
+    array = _numpy(sequence, dtype, what)
+    if array.ndim not in (2, 3):
+        raise ShapeError(f"{what} must be (T, B, size), (B, T, size) or (T, size); got {array.shape}")
+    if array.shape[-1] not in sizes:
+        output = layout.directions * layout.hidden_size
+        raise ShapeError(
+            f"{what} has feature size {array.shape[-1]} (shape {array.shape}), but this "
+            f"{type(module).__name__} reads inputs of input_size={layout.input_size} and its output "
+            f"(num_directions*hidden_size) has size {output}; "
+            + (
+                f"pass a {what} whose last axis has size {output}"
+                if sizes == {output}
+                else "pass an input of the module (or a gradient of its output)"
+            )
+        )
     if array.ndim == 2:
         return array[:, None, :]
-    if array.ndim != 3:
-        raise ShapeError(f"a sequence must be (T, B, size), (B, T, size) or (T, size); got {array.shape}")
     return np.ascontiguousarray(np.swapaxes(array, 0, 1)) if layout.batch_first else array
 
 
 def output_to_torch(module: Any, trajectory: Trajectory) -> np.ndarray:
     """PyTorch's ``output``: what the cell emits at t = 1..T, (T, B, D·n), or (B, T, D·n) if ``batch_first``.
+
+    Raises
+    ------
+    ShapeError
+        For something other than a :class:`~gradflow.numeric.simulate.Trajectory`,
+        or the trajectory of a cell other than the one ``from_torch(module)``
+        gives (another kind of cell, other sizes).
 
     Examples
     --------
@@ -56,11 +94,31 @@ def output_to_torch(module: Any, trajectory: Trajectory) -> np.ndarray:
     (2, 5, 4)
     """
     layout = _layout(module)
+    if not isinstance(trajectory, Trajectory):
+        raise ShapeError(
+            f"output_to_torch needs the Trajectory that gf.simulate returns, got {type(trajectory).__name__}"
+        )
     cell, name = trajectory.cell, trajectory.cell.emits
+    expected = _cell(layout)
+    if _signature(cell) != _signature(expected):
+        raise ShapeError(
+            f"the trajectory is of cell {cell.name!r} with parameters {_shapes(cell)}, but this "
+            f"{type(module).__name__} is cell {expected.name!r} with parameters {_shapes(expected)}; "
+            "simulate the cell that gf.from_torch(module) returns"
+        )
     series = to_numpy(trajectory[name])
     if name in cell.states:
         series = series[:-1] if name in cell.backward else series[1:]
     return np.swapaxes(series, 0, 1) if layout.batch_first else series
+
+
+def _shapes(cell: Any) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(int(d) for d in shape) for name, shape in cell.params.items()}
+
+
+def _signature(cell: Any) -> tuple[Any, ...]:
+    """What must agree between a module's cell and a trajectory's: what it emits, its states, its parameters."""
+    return cell.emits, tuple(sorted(cell.states)), _shapes(cell)
 
 
 def final_states(trajectory: Trajectory) -> dict[str, np.ndarray]:
@@ -171,6 +229,13 @@ def upstream_from_torch(
     dict of str to numpy.ndarray
         Node name -> (T, B, size).
 
+    Raises
+    ------
+    ShapeError
+        For an ``output_grad`` whose feature size is not the module's output
+        size (num_directions·hidden_size), or an ``h_n_grad``/``c_n_grad`` of
+        the wrong shape (as for :func:`initial_from_torch`).
+
     Examples
     --------
     >>> import torch
@@ -181,7 +246,8 @@ def upstream_from_torch(
     """
     layout = _layout(module)
     cell = _cell(layout)
-    emitted = sequence_from_torch(module, output_grad, dtype=dtype)
+    output = layout.directions * layout.hidden_size
+    emitted = _sequence(module, layout, output_grad, dtype, "output_grad", {output})
     upstream = {cell.emits: emitted}
     T, B = emitted.shape[:2]
     for name, value in initial_from_torch(module, h_n_grad, c_n_grad, dtype=dtype).items():
@@ -200,7 +266,9 @@ def gradients_to_torch(module: Any, grads: Mapping[str, Any]) -> dict[str, np.nd
     Raises
     ------
     ShapeError
-        When a parameter of the module's cell is missing from ``grads``.
+        When a parameter of the module's cell is missing from ``grads``, has a
+        gradient of another shape than the parameter, or ``grads`` holds names
+        the cell does not have (each named in the message).
 
     Examples
     --------
@@ -212,16 +280,35 @@ def gradients_to_torch(module: Any, grads: Mapping[str, Any]) -> dict[str, np.nd
     {'weight_ih_l0': (4, 3), 'weight_hh_l0': (4, 4), 'bias_ih_l0': (4,), 'bias_hh_l0': (4,)}
     """
     layout = _layout(module)
-    missing = [name for name in _cell(layout).params if name not in grads]
+    shapes = _shapes(_cell(layout))
+    missing = [name for name in shapes if name not in grads]
     if missing:
         raise ShapeError(
             f"no gradient for {', '.join(missing)}: pass the Gradients of gf.bptt on the cell "
             f"that from_torch({type(module).__name__}) returned"
+        )
+    extra = [name for name in grads if name not in shapes]
+    if extra:
+        raise ShapeError(
+            f"gradients for {', '.join(map(repr, extra))}, which the cell of this {type(module).__name__} "
+            f"does not have (its parameters are {', '.join(shapes)}); pass the Gradients of gf.bptt on the "
+            "cell that from_torch(module) returned"
+        )
+    arrays = {name: to_numpy(grads[name]) for name in shapes}
+    wrong = [
+        f"{name!r} has shape {tuple(np.shape(arrays[name]))}, expected {shape}"
+        for name, shape in shapes.items()
+        if tuple(np.shape(arrays[name])) != shape
+    ]
+    if wrong:
+        raise ShapeError(
+            f"gradients of the wrong shape for this {type(module).__name__}: {'; '.join(wrong)}; "
+            "each gradient must have its parameter's shape"
         )
     columns = {"weight_ih": 1, "weight_hh": 0, **({"bias_ih": 2, "bias_hh": 3} if layout.bias else {})}
     result: dict[str, np.ndarray] = {}
     for prefix, suffix in layout.slots():
         for key, column in columns.items():
             names = [prefix + entry[column] for entry in _BLOCKS[layout.kind]]
-            result[key + suffix] = np.concatenate([to_numpy(grads[name]) for name in names], axis=0)
+            result[key + suffix] = np.concatenate([arrays[name] for name in names], axis=0)
     return result

@@ -111,12 +111,73 @@ def _cell(layout: _Layout) -> Cell:
 
 
 def _numpy(value: Any, dtype: Any, what: str) -> np.ndarray:
-    """A NumPy copy of a tensor (detached, on the CPU) or of an array."""
+    """A NumPy copy of a tensor (detached, on the CPU) or of an array.
+
+    Raises
+    ------
+    ShapeError
+        For a ``PackedSequence`` (it says how to unpack it), a tensor on the
+        ``meta`` device (it has no values), anything that is not an array of
+        numbers, or finite numbers that overflow a float32 ``dtype``.
+    """
     if type(value).__module__.split(".")[0] == "torch":
+        torch = _torch()
+        if isinstance(value, torch.nn.utils.rnn.PackedSequence):
+            raise ShapeError(
+                f"{what} is a PackedSequence; gradflow reads padded (T, B, size) tensors and runs every "
+                "sequence for all T steps: unpack it with "
+                "torch.nn.utils.rnn.pad_packed_sequence(packed, batch_first=module.batch_first)[0]"
+            )
+        if not isinstance(value, torch.Tensor):
+            raise ShapeError(f"{what} must be a tensor or an array of numbers, got {type(value).__name__}")
+        if value.is_meta:
+            raise ShapeError(
+                f"{what} is a tensor on the 'meta' device, which holds no values; "
+                "create it (or move it) on a real device such as 'cpu'"
+            )
         value = value.detach().cpu().double().numpy()
+    real = dtype_of(namespace("numpy"), dtype)
     try:
-        return np.array(to_numpy(value), dtype=dtype_of(namespace("numpy"), dtype))
+        source = to_numpy(value)
+        with np.errstate(over="ignore"):
+            array = np.array(source, dtype=real)
     except (TypeError, ValueError) as err:
         raise ShapeError(
             f"{what} must be a tensor or an array of numbers, got {type(value).__name__}"
         ) from err
+    if real != np.float64 and not np.all(np.isfinite(array)):
+        overflowed = np.isfinite(np.asarray(source, dtype=np.float64)) & ~np.isfinite(array)
+        if np.any(overflowed):
+            raise ShapeError(
+                f"{what} holds numbers beyond the largest {np.dtype(real).name} ({np.finfo(real).max:.4g}); "
+                "use dtype='float64'"
+            )
+    return array
+
+
+def _weight(module: Any, name: str) -> np.ndarray:
+    """A weight of ``module`` as a float64 NumPy copy: on a real device, every entry finite.
+
+    Raises
+    ------
+    UnsupportedModuleError
+        For a weight on the ``meta`` device (a module built without values).
+    ShapeError
+        For a weight holding NaN or infinite entries.
+    """
+    tensor = getattr(module, name)
+    if getattr(tensor, "is_meta", False):
+        raise UnsupportedModuleError(
+            f"{type(module).__name__}.{name} is on the 'meta' device, so the module has no weights to read; "
+            "materialise it first, e.g. module.to_empty(device='cpu') and then load_state_dict(...) "
+            "or reset_parameters()"
+        )
+    array = _numpy(tensor, None, name)
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise ShapeError(
+            f"{type(module).__name__} weight {name!r} holds {bad} NaN or infinite "
+            f"entr{'y' if bad == 1 else 'ies'} of {array.size}; gradflow needs finite weights "
+            "(was the module trained to divergence, or left uninitialised?)"
+        )
+    return array

@@ -123,8 +123,15 @@ def parameter_roles(cell: Cell) -> dict[str, str]:
     return roles
 
 
+def _real(value: Any) -> bool:
+    """A Python or NumPy real number, but not a bool."""
+    return not isinstance(value, bool | np.bool_) and isinstance(
+        value, int | float | np.floating | np.integer
+    )
+
+
 def _positive(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+    if not _real(value):
         raise GradflowError(f"{what} must be a positive number, got {value!r}")
     number = float(value)
     if not (number > 0 and math.isfinite(number)):
@@ -236,7 +243,26 @@ def _override(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
             f"values[{name!r}] has shape {array.shape} but parameter {name!r} has shape {shape}; "
             "give an array of that shape, or a number for every entry"
         )
+    if not np.all(np.isfinite(array)):
+        raise ShapeError(
+            f"values[{name!r}] holds NaN or infinite entries; parameter {name!r} needs finite numbers"
+        )
     return np.array(np.broadcast_to(array, shape))
+
+
+def _check_range(name: str, value: np.ndarray, source: str, largest: float, dtype: str) -> None:
+    """Raise if ``value`` holds an entry that is not finite or above ``largest``, the top of ``dtype``."""
+    if value.size and not float(np.max(np.abs(value))) <= largest:
+        option = source.split("=", 1)[0]
+        fix = (
+            f"give smaller numbers in {source}"
+            if source.startswith("values[")
+            else f"give a smaller {option}"
+        )
+        raise GradflowError(
+            f"{source} makes parameter {name!r} overflow: its entries would exceed {largest:.4g}, the "
+            f"largest {dtype} number; {fix}"
+        )
 
 
 def init_params(
@@ -311,13 +337,18 @@ def init_params(
         When the cell has symbolic sizes and ``sizes`` does not give them all,
         or ``sizes`` names a size the cell does not have.
     ShapeError
-        For a ``values`` entry the cell lacks, or one of the wrong shape.
+        For a ``values`` entry the cell lacks, one of the wrong shape, or one
+        holding NaN or infinite entries (the message names the parameter).
     GradflowError
         For an unknown scheme, a gain or spectral target that is not a positive
-        number, both spectral targets at once, a spectral target for a cell
-        without a recurrent matrix, ``scheme="indrnn"`` on a cell without a
-        recurrent diagonal weight, a scalar parameter without a default
-        value, or a bad seed.
+        finite real number, a bias that is not a finite real number (Python or
+        NumPy numbers are accepted, bools are not), both spectral targets at
+        once, a spectral target for a cell without a recurrent matrix,
+        ``scheme="indrnn"`` on a cell without a recurrent diagonal weight, a
+        scalar parameter without a default value, or a bad seed; and when
+        ``gain``, ``spectral_radius``, ``spectral_norm``, ``bias`` or a
+        ``values`` entry is so large that a parameter overflows ``dtype``
+        (the message names the option and the parameter).
 
     Examples
     --------
@@ -353,8 +384,10 @@ def init_params(
         )
     radius = None if spectral_radius is None else _positive(spectral_radius, "spectral_radius")
     norm = None if spectral_norm is None else _positive(spectral_norm, "spectral_norm")
-    if isinstance(bias, bool) or not isinstance(bias, int | float) or not math.isfinite(bias):
-        raise GradflowError(f"bias must be a finite number, got {bias!r}")
+    if not _real(bias) or not math.isfinite(float(bias)):
+        raise GradflowError(
+            f"bias must be a finite number (a real Python or NumPy number), got {bias!r}; e.g. bias=0.0"
+        )
     concrete = _concrete(cell, sizes)
     roles = parameter_roles(concrete)
     overrides = dict(values or {})
@@ -376,20 +409,28 @@ def init_params(
             + (", or use scheme='indrnn' with gain=u_max" if "recurrent_diagonal" in roles.values() else "")
         )
     root = _root(seed)
+    xp = namespace(backend)
+    real = dtype_of(xp, dtype)
+    largest, real_name = float(xp.finfo(real).max), "float32" if real == xp.float32 else "float64"
     arrays: dict[str, np.ndarray] = {}
     for name, role in roles.items():
         shape = tuple(int(d) for d in concrete.params[name])
-        if role == "scalar":
-            value = np.asarray(_scalar_default(name, concrete) if name not in overrides else 0.0)
-        elif role == "bias":
-            value = np.full(shape, float(bias))
-        else:
-            value = _draw(role, shape, scheme, gain, _stream(root, name))
-            if role == "recurrent" and (radius is not None or norm is not None):
-                value = _rescale(name, value, radius, norm or 0.0)
         if name in overrides:
-            value = _override(name, overrides[name], shape)
+            value, source = _override(name, overrides[name], shape), f"values[{name!r}]"
+        elif role == "scalar":
+            value, source = np.asarray(_scalar_default(name, concrete)), f"the default of {name!r}"
+        elif role == "bias":
+            value, source = np.full(shape, float(bias)), f"bias={bias!r}"
+        else:
+            # an overflow is reported below, naming the option, rather than as NumPy's warning
+            with np.errstate(over="ignore", invalid="ignore"):
+                value, source = _draw(role, shape, scheme, gain, _stream(root, name)), f"gain={gain!r}"
+                if role == "recurrent" and (radius is not None or norm is not None):
+                    _check_range(name, value, source, np.finfo(np.float64).max, "float64")
+                    value = _rescale(name, value, radius, norm or 0.0)
+                    source = (
+                        f"spectral_radius={radius!r}" if radius is not None else f"spectral_norm={norm!r}"
+                    )
+        _check_range(name, value, source, largest, real_name)
         arrays[name] = value
-    xp = namespace(backend)
-    real = dtype_of(xp, dtype)
     return {name: xp.asarray(value, dtype=real) for name, value in arrays.items()}

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from gradflow.cells import Cell
+from gradflow.errors import ShapeError
 from gradflow.numeric._torch_arrays import (
     final_states,
     gradients_to_torch,
@@ -36,7 +37,7 @@ from gradflow.numeric._torch_arrays import (
     states_to_torch,
     upstream_from_torch,
 )
-from gradflow.numeric._torch_layout import _BLOCKS, UnsupportedModuleError, _cell, _layout, _numpy
+from gradflow.numeric._torch_layout import _BLOCKS, UnsupportedModuleError, _cell, _layout, _numpy, _weight
 
 __all__ = [
     "UnsupportedModuleError",
@@ -81,7 +82,12 @@ def from_torch(module: Any, *, dtype: Any = None) -> tuple[Cell, dict[str, np.nd
     Raises
     ------
     UnsupportedModuleError
-        For any other module, or an LSTM with ``proj_size > 0``.
+        For any other module, an LSTM with ``proj_size > 0``, or a module on
+        the ``meta`` device (it has no weights to read).
+    ShapeError
+        For a weight holding NaN or infinite entries (the message names it,
+        e.g. ``'weight_hh_l0'``), biases whose sum overflows, or a parameter
+        beyond the float32 range when ``dtype="float32"``.
     BackendUnavailableError
         When PyTorch is not installed (``pip install "gradflow[torch]"``).
 
@@ -112,14 +118,20 @@ def from_torch(module: Any, *, dtype: Any = None) -> tuple[Cell, dict[str, np.nd
         names = (
             ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if layout.bias else ("weight_ih", "weight_hh")
         )
-        weights = {k: _numpy(getattr(module, k + suffix), None, k + suffix) for k in names}
+        weights = {k: _weight(module, k + suffix) for k in names}
         for k, (W, U, b_ih, b_hh) in enumerate(_BLOCKS[layout.kind]):
             rows = slice(k * n, (k + 1) * n)
             params[prefix + W], params[prefix + U] = weights["weight_hh"][rows], weights["weight_ih"][rows]
             ih, hh = (weights[b][rows] if layout.bias else np.zeros(n) for b in ("bias_ih", "bias_hh"))
             if b_ih == b_hh:
-                params[prefix + b_ih] = ih + hh
+                with np.errstate(over="ignore"):
+                    params[prefix + b_ih] = ih + hh
+                if not np.all(np.isfinite(params[prefix + b_ih])):
+                    raise ShapeError(
+                        f"bias_ih{suffix} + bias_hh{suffix} overflows (gradflow's bias {prefix + b_ih!r} is "
+                        "their sum); scale the module's biases down"
+                    )
             else:
                 params[prefix + b_ih], params[prefix + b_hh] = ih, hh
     cell = _cell(layout)
-    return cell, {name: _numpy(params[name], dtype, name) for name in cell.params}
+    return cell, {name: _numpy(params[name], dtype, f"parameter {name!r}") for name in cell.params}
