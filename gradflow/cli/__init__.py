@@ -10,7 +10,9 @@ standalone document, Markdown or PDF), ``gradflow graph CELL`` and
 ``gradflow derivations`` regenerates the repository's ``derivations/`` folder
 (every report cell and the source documents' three classic arguments, as
 ``.tex`` and ``.md``); ``gradflow sweep CELL`` draws a regime map over state
-sizes and gains on a process pool (:mod:`gradflow.cli.sweep`).
+sizes and gains on a process pool (:mod:`gradflow.cli.sweep`); ``gradflow check
+CELL`` checks a cell's Jacobians, kernels and gradients against independent
+referees (:mod:`gradflow.cli.check`). Your own cell is ``FILE.py:NAME``.
 
 A CELL is a built-in name, optionally called with literal arguments, and
 combinators nest: ``lstm``, ``"skip(delay=4)"``, ``"elman('relu')"``,
@@ -33,6 +35,7 @@ from typing import Any
 from gradflow import cells
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
+from gradflow.cli.check import add_parser as add_check_parser
 from gradflow.cli.specs import BUILTIN, parse_cell, parse_sizes
 from gradflow.cli.sweep import add_parser as add_sweep_parser
 from gradflow.errors import GradflowError, UsageError
@@ -318,6 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     paths.add_argument("--from", dest="source", required=True, help="e.g. h:0")
     paths.add_argument("--to", dest="target", required=True, help="e.g. h:100")
     paths.set_defaults(run=_cmd_paths)
+    add_check_parser(sub)
     add_sweep_parser(sub)
     return parser
 

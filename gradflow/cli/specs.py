@@ -3,12 +3,20 @@ r"""Cell specs of the command line: ``lstm``, ``"skip(delay=4)"``, ``"stack(lstm
 A CELL is a built-in name, optionally called with literal arguments, and
 combinators nest: ``lstm``, ``"skip(delay=4)"``, ``"elman('relu')"``,
 ``"stack(lstm, gru)"``, ``"bidirectional(gru(reset_after=True))"``.
+
+Your own cell is ``FILE.py:NAME`` or ``package.module:NAME``: NAME is a
+:class:`~gradflow.Cell` defined there, or a function that returns one when
+called without arguments.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from gradflow import cells
 from gradflow.cells.cell import Cell
@@ -46,11 +54,60 @@ def parse_cell(spec: str) -> Cell:
     >>> parse_cell("skip(delay=4)").name
     'skip4'
     """
+    location, _, name = spec.strip().rpartition(":")
+    if location and name.isidentifier() and "(" not in location:
+        return _load(location, name, spec)
     try:
         tree = ast.parse(spec.strip(), mode="eval").body
     except SyntaxError as err:
         raise UsageError(f"cell {spec!r} is not a name or a call such as 'skip(delay=4)'") from err
     return _build(tree, spec)
+
+
+def _load(location: str, name: str, spec: str) -> Cell:
+    """The cell ``name`` of a Python file or an importable module."""
+    if location.endswith(".py"):
+        path = Path(location)
+        if not path.is_file():
+            raise UsageError(f"cell {spec!r}: no file {location}")
+        module_name = f"_gradflow_cells_{abs(hash(str(path.resolve())))}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            found = importlib.util.spec_from_file_location(module_name, path)
+            if found is None or found.loader is None:
+                raise UsageError(f"cell {spec!r}: cannot load {location} as Python")
+            module = importlib.util.module_from_spec(found)
+            try:
+                found.loader.exec_module(module)
+            except Exception as err:
+                raise UsageError(
+                    f"cell {spec!r}: running {location} raised {type(err).__name__}: {err}"
+                ) from err
+            sys.modules[module_name] = module
+    elif all(part.isidentifier() for part in location.split(".")):
+        try:
+            module = importlib.import_module(location)
+        except Exception as err:
+            raise UsageError(
+                f"cell {spec!r}: cannot import {location} ({type(err).__name__}: {err})"
+            ) from err
+    else:
+        raise UsageError(f"cell {spec!r}: write FILE.py:NAME or package.module:NAME for your own cell")
+    if not hasattr(module, name):
+        found_cells = sorted(k for k, v in vars(module).items() if isinstance(v, Cell))
+        raise UsageError(
+            f"cell {spec!r}: {location} has no {name!r}"
+            + (f"; its cells: {', '.join(found_cells)}" if found_cells else "")
+        )
+    value = getattr(module, name)
+    if callable(value) and not isinstance(value, Cell):
+        try:
+            value = value()
+        except Exception as err:
+            raise UsageError(f"cell {spec!r}: {name}() raised {type(err).__name__}: {err}") from err
+    if not isinstance(value, Cell):
+        raise UsageError(f"cell {spec!r}: {name} is a {type(value).__name__}, not a gradflow Cell")
+    return value
 
 
 def _build(node: ast.expr, spec: str) -> Cell:
