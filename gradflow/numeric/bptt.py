@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gradflow.cells.cell import Cell
-from gradflow.errors import GradflowError, ShapeError
+from gradflow.errors import GradflowError, ShapeError, StrategyError
 from gradflow.numeric._factors import Factors
 from gradflow.numeric._runtime import _concat
 from gradflow.numeric.gradients import Gradients, clip_by_norm, clip_by_value, global_norm
@@ -87,7 +87,10 @@ class _Reverse:
 
         pi = float(strategy.pi) if strategy.pi.is_number else None
         if pi is None:
-            raise GradflowError(f"Randomized(pi) needs a numeric pi for numbers, got {strategy.pi}")
+            raise StrategyError(
+                f"gf.bptt computes with numbers: Randomized(pi) needs a number in (0, 1] here, got the "
+                f"symbol {strategy.pi} (symbolic pi is for gf.symbolic formulas); e.g. Randomized(0.5)"
+            )
         rng = np.random.default_rng(strategy.seed)
         # one draw per step and sequence for each direction group: a path that goes back through step t
         # of one group and forward through step t of the other must not meet the same xi twice

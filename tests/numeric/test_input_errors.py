@@ -245,3 +245,11 @@ def test_the_truncation_depth_that_is_the_full_gradient():
         assert max(gaps(full, cut, skip.params).values()) < 1e-14
         oldest = float(np.max(np.abs(np.asarray(cut.initial["h"])[0] - np.asarray(full.initial["h"])[0])))
         assert (oldest < 1e-14) is oldest_agrees
+
+
+def test_a_symbolic_pi_is_refused_by_the_numbers_with_a_hint(elman_problem):
+    cell, params, x = elman_problem
+    with pytest.raises(
+        gf.errors.StrategyError, match=r"needs a number in \(0, 1\] here, got the symbol pi_xi"
+    ):
+        gf.bptt(cell, params, x, {"h": np.ones((6, 2, 3))}, truncation=gf.Randomized())
