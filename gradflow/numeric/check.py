@@ -91,7 +91,8 @@ def check_cell(
     Raises
     ------
     GradflowError
-        For a cell that cannot be computed numerically (a generic activation) or bad sizes.
+        For a cell that cannot be computed numerically (a generic activation), a size the cell
+        does not have, or a bad ``T`` or ``B``.
 
     Examples
     --------
@@ -109,7 +110,13 @@ def check_cell(
     if isinstance(B, bool) or not isinstance(B, int) or B < 1:
         raise GradflowError(f"B must be a positive int, got {B!r}")
     fixed = {s.name: 2 for s in cell.size_symbols}
-    fixed.update({k: v for k, v in (sizes or {}).items() if k in fixed})
+    unknown = sorted(set(sizes or {}) - set(fixed))
+    if unknown:
+        raise GradflowError(
+            f"cell {cell.name!r} has no symbolic size {', '.join(unknown)} "
+            f"(its sizes: {', '.join(sorted(fixed)) or 'none'})"
+        )
+    fixed.update(sizes or {})
     small = cell.with_sizes(**fixed) if fixed else cell
     rng = np.random.default_rng(seed)
     params = init_params(small, seed=seed, gain=1.2)

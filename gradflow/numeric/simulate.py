@@ -107,6 +107,13 @@ def _kind_of(value: Any) -> str:
         return "f"
     import numpy as np
 
+    if dtype is None:  # numbers, lists: NumPy's own reading first (one pass in C)
+        try:
+            kind = np.asarray(value).dtype.kind
+        except (TypeError, ValueError):
+            kind = "O"  # ragged: item by item below
+        if kind != "O":
+            return str(kind)
     try:
         items = np.asarray(value, dtype=object).ravel()
     except (TypeError, ValueError):

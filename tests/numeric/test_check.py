@@ -111,3 +111,5 @@ def test_sizes_and_arguments():
         check_cell(gf.cells.elman(), T=0)
     with pytest.raises(GradflowError, match="B must be a positive int"):
         check_cell(gf.cells.elman(), B=True)
+    with pytest.raises(GradflowError, match=r"has no symbolic size k \(its sizes: m, n\)"):
+        check_cell(gf.cells.elman(), {"k": 2})
