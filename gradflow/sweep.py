@@ -36,7 +36,10 @@ from typing import Any, Literal, TextIO
 
 from gradflow.errors import SweepError
 
-__all__ = ["Record", "grid_points", "sweep"]
+__all__ = ["MAX_POINTS", "Record", "grid_points", "sweep"]
+
+#: The most points one sweep runs (each point's record is kept in memory).
+MAX_POINTS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,13 @@ class Record:
         {'gain': 2.0, 'seed': 7, 'rate': -0.5}
         >>> Record(1, {"gain": 3.0}, None, 1.5).as_dict()
         {'gain': 3.0, 'seed': None, 'value': 1.5}
+        >>> Record(2, {"gain": 3.0}, 1, {"gain": 9.0}).as_dict()  # a value's key never hides a column
+        {'gain': 3.0, 'seed': 1, 'value.gain': 9.0}
         """
         row = {**self.point, "seed": self.seed}
         if isinstance(self.value, Mapping):
-            row.update(self.value)
+            for key, item in self.value.items():  # a value's key that names a column is kept apart
+                row[f"value.{key}" if key in row else key] = item
         else:
             row["value"] = self.value
         if self.error is not None:
@@ -113,6 +119,8 @@ def grid_points(grid: Mapping[str, Iterable[Any]] | Sequence[Mapping[str, Any]])
     [{'n': 16, 'gain': 0.5}, {'n': 16, 'gain': 2.0}, {'n': 64, 'gain': 0.5}, {'n': 64, 'gain': 2.0}]
     """
     if isinstance(grid, Mapping):
+        if not grid:
+            raise SweepError("the grid has no axes; give {name: values}, e.g. {'gain': [0.5, 1.0]}")
         axes = {}
         for name, values in grid.items():
             _check_name(name)
@@ -124,6 +132,12 @@ def grid_points(grid: Mapping[str, Iterable[Any]] | Sequence[Mapping[str, Any]])
             axes[name] = list(values)
             if not axes[name]:
                 raise SweepError(f"grid axis {name!r} has no values")
+        count = math.prod(len(values) for values in axes.values())
+        if count > MAX_POINTS:
+            sizes = " x ".join(f"{len(v)} {name}" for name, v in axes.items())
+            raise SweepError(
+                f"the grid has {count:,} points ({sizes}); at most {MAX_POINTS:,} run in one sweep"
+            )
         return [
             dict(zip(axes, combination, strict=True)) for combination in itertools.product(*axes.values())
         ]
@@ -238,6 +252,12 @@ def sweep(
         raise SweepError(
             f"executor must be a concurrent.futures.Executor, 'serial' or None, got {type(executor).__name__}"
         )
+    if progress is not None and not isinstance(progress, bool):
+        raise SweepError(f"progress must be True, False or None (on a terminal), got {progress!r}")
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        raise SweepError(f"stream must be a text file (with write), got {type(stream).__name__}")
+    if progress and getattr(stream if stream is not None else sys.stderr, "closed", False):
+        raise SweepError("the progress bar's stream is closed; pass progress=False or an open stream")
     points = grid_points(grid)
     seeds = _seeds(seed, len(points))
     seeded = "seed" not in points[0] and _takes_seed(fn)
@@ -252,6 +272,8 @@ def sweep(
         with concurrent.futures.ProcessPoolExecutor(max_workers=count) as pool:
             records = _run(pool, fn, tasks, errors, bar)
     else:
+        if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+            _check_picklable(fn)
         records = _run(executor, fn, tasks, errors, bar)
     bar.close()
     return records
@@ -291,16 +313,41 @@ def _run(
     errors: str,
     bar: _Progress,
 ) -> list[Record]:
-    futures = {executor.submit(_call, fn, *task, errors): task[0] for task in tasks}
     records: list[Record | None] = [None] * len(tasks)
+    futures: dict[concurrent.futures.Future[Record], int] = {}
     try:
+        for task in tasks:
+            try:
+                futures[executor.submit(_call, fn, *task, errors)] = task[0]
+            except Exception as err:  # a shut-down executor, a point Dask cannot serialise
+                raise _executor_error(task, err) from err
         for future in concurrent.futures.as_completed(futures):
-            records[futures[future]] = bar.done(future.result())
+            index = futures[future]
+            try:
+                record = future.result()
+            except SweepError:
+                raise
+            except Exception as err:  # the point or its result could not travel; a worker died
+                failure = _executor_error(tasks[index], err)
+                if errors == "raise":
+                    raise failure from err
+                point, seed = tasks[index][1], tasks[index][2]
+                record = Record(index, dict(point), seed, None, str(failure), 0.0, _provenance())
+            records[index] = bar.done(record)
     except BaseException:
         for future in futures:
             future.cancel()
         raise
     return [r for r in records if r is not None]
+
+
+def _executor_error(task: tuple[int, dict[str, Any], int | None], err: BaseException) -> SweepError:
+    index, point, _ = task
+    return SweepError(
+        f"grid point {index} {point} could not run on the executor ({type(err).__name__}: {err}); "
+        "a process pool or Dask sends fn, the point and its result between processes, so all three "
+        "must be picklable, and a worker must not exit"
+    )
 
 
 def _call(fn: Callable[..., Any], index: int, point: dict[str, Any], seed: int | None, errors: str) -> Record:
@@ -309,7 +356,7 @@ def _call(fn: Callable[..., Any], index: int, point: dict[str, Any], seed: int |
     start = time.perf_counter()
     try:
         value, error = fn(**kwargs), None
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # sys.exit in fn must not end the caller (or hang Dask)
         if errors == "raise":
             raise SweepError(f"fn raised at grid point {index} {point}: {type(err).__name__}: {err}") from err
         value, error = None, f"{type(err).__name__}: {err}"

@@ -191,3 +191,55 @@ def test_dask_executor_gives_the_serial_numbers() -> None:
         found = gf.sweep(draw, GRID, client.get_executor(), progress=False)
     assert [r.seed for r in found] == [r.seed for r in serial]
     assert [r.value["norm"] for r in found] == [r.value["norm"] for r in serial]
+
+
+def exits(a: int) -> int:
+    raise SystemExit(3)
+
+
+def test_sys_exit_in_fn_is_an_error_of_the_point_not_the_end_of_the_caller():
+    with pytest.raises(SweepError, match=r"fn raised at grid point 0 \{'a': 1\}: SystemExit: 3"):
+        gf.sweep(exits, {"a": [1]}, "serial", progress=False)
+    (record,) = gf.sweep(exits, {"a": [1]}, workers=1, errors="record", progress=False)
+    assert record.error == "SystemExit: 3"
+
+
+def unpicklable_result(a: int) -> object:
+    import threading
+
+    return threading.Lock()
+
+
+def test_what_cannot_travel_between_processes_names_the_point():
+    with pytest.raises(SweepError, match=r"grid point 0 \{'a': 1\} could not run on the executor"):
+        gf.sweep(unpicklable_result, {"a": [1]}, workers=1, progress=False)
+    (record,) = gf.sweep(unpicklable_result, {"a": [1]}, workers=1, errors="record", progress=False)
+    assert record.value is None and "must be picklable" in record.error
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool, pytest.raises(SweepError, match="cannot be sent to a process pool"):
+        gf.sweep(lambda a: a, {"a": [1]}, pool, progress=False)
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()
+    with pytest.raises(SweepError, match=r"could not run on the executor \(RuntimeError"):
+        gf.sweep(unseeded, {"a": [1], "b": [2]}, pool, progress=False)
+
+
+def test_grids_without_axes_or_too_many_points_and_bad_progress_arguments():
+    with pytest.raises(SweepError, match="the grid has no axes"):
+        gf.sweep(unseeded, {}, "serial")
+    with pytest.raises(SweepError, match=r"the grid has 1,000,000,000,000 points \(1000000 a x 1000000 b\)"):
+        gf.sweep(unseeded, {"a": range(10**6), "b": range(10**6)}, "serial")
+    with pytest.raises(SweepError, match="progress must be True, False or None"):
+        gf.sweep(unseeded, {"a": [1], "b": [2]}, "serial", progress="yes")  # type: ignore[arg-type]
+    with pytest.raises(SweepError, match="stream must be a text file"):
+        gf.sweep(unseeded, {"a": [1], "b": [2]}, "serial", stream="x")  # type: ignore[arg-type]
+    closed = io.StringIO()
+    closed.close()
+    with pytest.raises(SweepError, match="stream is closed"):
+        gf.sweep(unseeded, {"a": [1], "b": [2]}, "serial", progress=True, stream=closed)
+
+
+def test_a_value_never_hides_the_point_or_seed_columns():
+    row = Record(0, {"n": 4}, 7, {"n": 99, "seed": -1, "rate": 0.5}).as_dict()
+    assert row == {"n": 4, "seed": 7, "value.n": 99, "value.seed": -1, "rate": 0.5}

@@ -334,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradflowError as err:
         print(f"gradflow: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("gradflow: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. piped into head: not an error of ours
         sys.stderr.close()
         return 0

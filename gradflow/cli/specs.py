@@ -55,6 +55,7 @@ def parse_cell(spec: str) -> Cell:
     'skip4'
     """
     location, _, name = spec.strip().rpartition(":")
+    location, name = location.strip(), name.strip()
     if location and name.isidentifier() and "(" not in location:
         return _load(location, name, spec)
     try:
@@ -66,7 +67,7 @@ def parse_cell(spec: str) -> Cell:
 
 def _load(location: str, name: str, spec: str) -> Cell:
     """The cell ``name`` of a Python file or an importable module."""
-    if location.endswith(".py"):
+    if location.lower().endswith(".py"):
         path = Path(location)
         if not path.is_file():
             raise UsageError(f"cell {spec!r}: no file {location}")
@@ -77,17 +78,21 @@ def _load(location: str, name: str, spec: str) -> Cell:
             if found is None or found.loader is None:
                 raise UsageError(f"cell {spec!r}: cannot load {location} as Python")
             module = importlib.util.module_from_spec(found)
+            folder = str(path.resolve().parent)
+            sys.path.insert(0, folder)  # as when the file runs as a script: its siblings import
             try:
                 found.loader.exec_module(module)
-            except Exception as err:
+            except (Exception, SystemExit) as err:  # sys.exit in the file is not a success of ours
                 raise UsageError(
                     f"cell {spec!r}: running {location} raised {type(err).__name__}: {err}"
                 ) from err
+            finally:
+                sys.path.remove(folder)
             sys.modules[module_name] = module
     elif all(part.isidentifier() for part in location.split(".")):
         try:
             module = importlib.import_module(location)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise UsageError(
                 f"cell {spec!r}: cannot import {location} ({type(err).__name__}: {err})"
             ) from err
@@ -103,7 +108,7 @@ def _load(location: str, name: str, spec: str) -> Cell:
     if callable(value) and not isinstance(value, Cell):
         try:
             value = value()
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise UsageError(f"cell {spec!r}: {name}() raised {type(err).__name__}: {err}") from err
     if not isinstance(value, Cell):
         raise UsageError(f"cell {spec!r}: {name} is a {type(value).__name__}, not a gradflow Cell")
@@ -147,5 +152,7 @@ def parse_sizes(pairs: Sequence[str]) -> dict[str, int]:
         key, _, value = pair.partition("=")
         if not key or not value.isdigit():
             raise UsageError(f"size {pair!r} must look like n=3")
+        if int(value) < 1:
+            raise UsageError(f"size {pair!r} must be a positive integer")
         sizes[key] = int(value)
     return sizes

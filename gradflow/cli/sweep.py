@@ -14,14 +14,16 @@ import argparse
 import csv
 import functools
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gradflow._io import atomic_write
 from gradflow.cli.specs import parse_cell, parse_sizes
-from gradflow.errors import UsageError
+from gradflow.errors import GradflowError, UsageError
 from gradflow.sweep import Record, sweep
+from gradflow.symbolic.bounds import chain_bound
 
 __all__ = ["add_parser", "regime_point"]
 
@@ -81,8 +83,8 @@ def _positive(kind: type, text: str) -> Any:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not {'an integer' if kind is int else 'a number'}"
         ) from err
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive and finite")
     return value
 
 
@@ -139,8 +141,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     suffix = Path(args.output).suffix.lower() if args.output else None
     if suffix not in (None, ".csv", ".json"):
         raise UsageError(f"-o {args.output}: write .csv or .json")
-    if args.output and Path(args.output).exists() and not args.force:
-        raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    if args.output:  # before any worker starts: a sweep must not be lost to a bad path
+        target = Path(args.output)
+        if target.is_dir():
+            raise UsageError(f"-o {args.output} is a folder; give a file name ending in .csv or .json")
+        if not target.resolve().parent.is_dir():
+            raise UsageError(f"-o {args.output}: the folder {target.parent} does not exist")
+        if target.exists() and not args.force:
+            raise UsageError(f"{args.output} exists; pass --force to overwrite it")
+    if args.T < 3:
+        raise UsageError(f"-T {args.T}: a regime fits a rate over lags 1..T and needs T >= 3")
+    try:  # a cell the bound does not cover fails here, not on every worker
+        chain_bound(cell, gamma_mode="value")
+    except GradflowError as err:
+        raise UsageError(f"cell {args.cell!r} has no regime to map: {err}") from err
     point = functools.partial(
         regime_point, cell=args.cell, T=args.T, B=args.B, sizes=sizes, scheme=args.scheme
     )
@@ -187,4 +201,12 @@ def _write_csv(records: Sequence[Record], path: str) -> None:
 
 
 def _write_json(records: Sequence[Record], path: str) -> None:
-    Path(path).write_text(json.dumps(_rows(records), indent=1) + "\n", encoding="utf-8")
+    """Strict JSON: a rate of -inf (a chain that became exactly 0) is written as the string "-inf"."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return value
+
+    rows = [{k: plain(v) for k, v in row.items()} for row in _rows(records)]
+    Path(path).write_text(json.dumps(rows, indent=1, allow_nan=False) + "\n", encoding="utf-8")

@@ -189,6 +189,11 @@ def prepare(
     for name, x in xs.items():
         if x.ndim != 3:
             raise ShapeError(f"input {name!r} must be laid out (T, B, size); got shape {_shape(x)}")
+    if not xs:
+        raise ShapeError(
+            f"cell {cell.name!r} has no inputs: the numeric functions read T and B from the input arrays, "
+            "so a cell needs at least one input (it may be a constant one)"
+        )
     times = {x.shape[0] for x in xs.values()}
     batches = {x.shape[1] for x in xs.values()}
     if len(times) != 1 or len(batches) != 1:

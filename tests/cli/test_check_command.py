@@ -113,3 +113,22 @@ def test_check_reports_checks_that_do_not_apply(capsys):
 def test_check_usage_errors(capsys, argv, message):
     status, _, err = run(capsys, *argv)
     assert status == 2 and message in err
+
+
+def test_a_file_that_exits_is_an_error_not_a_silent_success(tmp_path, capsys):
+    exiting = tmp_path / "exits.py"
+    exiting.write_text("import sys\nsys.exit(0)\n", encoding="utf-8")
+    status, out, err = run(capsys, "check", f"{exiting}:cell")
+    assert status == 2 and "raised SystemExit: 0" in err and out == ""
+
+
+def test_a_user_file_may_import_its_siblings(tmp_path):
+    (tmp_path / "helper_defs.py").write_text("UPDATE = 'tanh(W @ h + U @ x)'\n", encoding="utf-8")
+    (tmp_path / "uses_helper.py").write_text(
+        "import gradflow as gf\nfrom helper_defs import UPDATE\n"
+        "cell = gf.Cell('sib', states={'h': 'n'}, inputs={'x': 'm'}, "
+        "params={'W': ('n', 'n'), 'U': ('n', 'm')}, updates={'h': UPDATE})\n",
+        encoding="utf-8",
+    )
+    assert parse_cell(f"{tmp_path / 'uses_helper.py'} : cell").name == "sib"
+    assert str(tmp_path) not in sys.path

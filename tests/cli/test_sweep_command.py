@@ -78,10 +78,11 @@ def test_sweep_json_with_other_sizes(tmp_path, capsys):
         (["sweep", "elman", "--sizes", "m3"], "size 'm3' must look like n=3"),
         (["sweep", "elman", "-o", "map.txt"], "-o map.txt: write .csv or .json"),
         (["sweep", "elman", "--seed", "-1"], "--seed must be non-negative"),
-        (
-            ["sweep", "bidirectional(elman)", "--n", "4", "--gain", "1", "--workers", "1"],
-            "fn raised at grid point 0 {'n': 4, 'gain': 1.0, 'repeat': 0}: UnsupportedCellError",
-        ),
+        (["sweep", "bidirectional(elman)", "--n", "4"], "cell 'bidirectional(elman)' has no regime to map"),
+        (["sweep", "skip(delay=3)", "--n", "4"], "cell 'skip(delay=3)' has no regime to map"),
+        (["sweep", "elman", "-T", "2"], "-T 2: a regime fits a rate over lags 1..T and needs T >= 3"),
+        (["sweep", "elman", "--sizes", "m=0"], "size 'm=0' must be a positive integer"),
+        (["sweep", "elman", "-o", "missing/map.csv"], "the folder missing does not exist"),
     ],
 )
 def test_sweep_errors_exit_2_with_one_line(capsys, argv, message):
@@ -89,7 +90,9 @@ def test_sweep_errors_exit_2_with_one_line(capsys, argv, message):
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv", [["--gain", "-1"], ["--n", "0"], ["-T", "x"], ["--repeats", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--gain", "-1"], ["--gain", "inf"], ["--n", "0"], ["-T", "x"], ["--repeats", "0"]]
+)
 def test_sweep_rejects_non_positive_numbers(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
         main(["sweep", "elman", *argv])
@@ -102,3 +105,28 @@ def test_regime_point_feeds_every_input_of_the_cell():
     found = regime_point("lstm", 4, 0.5, 0, seed=3, T=30, B=1, sizes={"m": 2}, scheme="orthogonal")
     assert found["label"] == "vanishing" and found["consistent"]
     assert set(found) == {"predicted_rate", "rate", "standard_error", "label", "confidence", "consistent"}
+
+
+def test_sweep_output_path_problems_are_found_before_any_point_runs(tmp_path, capsys, monkeypatch):
+    import gradflow.cli.sweep as command
+
+    def no_points(*args, **kwargs):
+        raise AssertionError("the sweep ran although its output path is bad")
+
+    monkeypatch.setattr(command, "sweep", no_points)
+    folder = tmp_path / "d.csv"
+    folder.mkdir()
+    status, _, err = run(capsys, "sweep", "elman", "-o", str(folder), "--force")
+    assert status == 2 and "is a folder" in err
+
+
+def test_sweep_json_is_strict_when_a_rate_is_minus_infinity(tmp_path, capsys):
+    out = tmp_path / "dead.json"
+    status, _, _ = run(
+        capsys, "sweep", "elman('relu')", "--n", "3", "--gain", "1e-300", "-T", "10", "--workers", "1",
+        "-o", str(out),
+    )  # fmt: skip
+    assert status == 0
+    text = out.read_text(encoding="utf-8")
+    (record,) = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert record["rate"] == "-inf" and record["label"] == "vanishing"

@@ -113,3 +113,68 @@ def test_sizes_and_arguments():
         check_cell(gf.cells.elman(), B=True)
     with pytest.raises(GradflowError, match=r"has no symbolic size k \(its sizes: m, n\)"):
         check_cell(gf.cells.elman(), {"k": 2})
+    with pytest.raises(GradflowError, match="check_cell needs a gradflow Cell, got str"):
+        check_cell("elman")  # type: ignore[arg-type]
+    with pytest.raises(GradflowError, match="seed must be a non-negative int, got -1"):
+        check_cell(gf.cells.elman(), seed=-1)
+    with pytest.raises(GradflowError, match="sizes must be a dict"):
+        check_cell(gf.cells.elman(), [("n", 2)])  # type: ignore[arg-type]
+    with pytest.raises(gf.NotDifferentiableError, match="undefined function"):
+        check_cell(
+            gf.Cell(
+                "g",
+                states={"h": "n"},
+                inputs={"x": "m"},
+                params={"W": ("n", "n"), "U": ("n", "m")},
+                updates={"h": "sigma(W @ h + U @ x)"},
+            )
+        )
+
+
+def test_outputs_are_checked_and_a_vanishing_chain_is_judged_by_its_scale():
+    cell = gf.Cell(
+        "out",
+        states={"h": "n"},
+        inputs={"x": "m"},
+        params={"W": ("n", "n"), "U": ("n", "m"), "V": ("k", "n")},
+        updates={"h": "tanh(W @ h + U @ x)"},
+        outputs={"y": "softsign(V @ h)"},
+    )
+    checks = {c.name: c for c in check_cell(cell, T=3)}
+    assert checks["gradients vs central differences"].passed
+    # a long chain vanishes; central differences resolve it only to ~1e-10 absolute
+    found = {c.name: c for c in check_cell(gf.cells.elman(), T=20)}
+    assert found["jacobian_chain vs central differences"].passed
+    bound = found["actual norms never above the bound"]
+    assert bound.passed and "lags 1..T" in bound.note and "+0 " not in bound.note
+
+
+def test_large_sizes_skip_the_componentwise_checks():
+    found = {c.name: c for c in check_cell(gf.cells.elman(), {"n": 9, "m": 1}, T=2)}
+    assert found["step Jacobians vs sympy componentwise"].passed is None
+    assert "sizes above 8" in found["forward step vs sympy"].note
+    assert found["gradients vs central differences"].passed
+
+
+def test_the_loss_reaches_the_outputs(monkeypatch):
+    """V enters only the output y: a wrong gradient of V is caught only if the loss reads y."""
+    cell = gf.Cell(
+        "out",
+        states={"h": "n"},
+        inputs={"x": "m"},
+        params={"W": ("n", "n"), "U": ("n", "m"), "V": ("k", "n")},
+        updates={"h": "tanh(W @ h + U @ x)"},
+        outputs={"y": "softsign(V @ h)"},
+    )
+    module = sys.modules["gradflow.numeric.bptt"]
+    original = module.bptt
+
+    def without_v(*args, **kwargs):
+        grads = original(*args, **kwargs)
+        grads._params = {k: (0 * v if k == "V" else v) for k, v in grads._params.items()}
+        return grads
+
+    monkeypatch.setattr(module, "bptt", without_v)
+    found = {c.name: c for c in check_cell(cell, T=3)}
+    assert found["gradients vs central differences"].passed is False
+    assert "parameter V" in found["gradients vs central differences"].note

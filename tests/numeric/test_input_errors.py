@@ -253,3 +253,11 @@ def test_a_symbolic_pi_is_refused_by_the_numbers_with_a_hint(elman_problem):
         gf.errors.StrategyError, match=r"needs a number in \(0, 1\] here, got the symbol pi_xi"
     ):
         gf.bptt(cell, params, x, {"h": np.ones((6, 2, 3))}, truncation=gf.Randomized())
+
+
+def test_a_cell_without_inputs_gets_a_clear_message():
+    cell = gf.Cell(
+        "free", states={"h": "n"}, inputs={}, params={"W": ("n", "n")}, updates={"h": "tanh(W @ h)"}
+    )
+    with pytest.raises(ShapeError, match="has no inputs: the numeric functions read T and B from the input"):
+        gf.simulate(cell, {"W": np.eye(2)}, {}, {"h": np.ones((1, 2))})
