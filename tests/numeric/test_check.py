@@ -131,8 +131,9 @@ def test_sizes_and_arguments():
         )
 
 
-def test_outputs_are_checked_and_a_vanishing_chain_is_judged_by_its_scale():
-    cell = gf.Cell(
+def output_cell() -> gf.Cell:
+    """V enters only the output y."""
+    return gf.Cell(
         "out",
         states={"h": "n"},
         inputs={"x": "m"},
@@ -140,6 +141,10 @@ def test_outputs_are_checked_and_a_vanishing_chain_is_judged_by_its_scale():
         updates={"h": "tanh(W @ h + U @ x)"},
         outputs={"y": "softsign(V @ h)"},
     )
+
+
+def test_outputs_are_checked_and_a_vanishing_chain_is_judged_by_its_scale():
+    cell = output_cell()
     checks = {c.name: c for c in check_cell(cell, T=3)}
     assert checks["gradients vs central differences"].passed
     # a long chain vanishes; central differences resolve it only to ~1e-10 absolute
@@ -158,14 +163,7 @@ def test_large_sizes_skip_the_componentwise_checks():
 
 def test_the_loss_reaches_the_outputs(monkeypatch):
     """V enters only the output y: a wrong gradient of V is caught only if the loss reads y."""
-    cell = gf.Cell(
-        "out",
-        states={"h": "n"},
-        inputs={"x": "m"},
-        params={"W": ("n", "n"), "U": ("n", "m"), "V": ("k", "n")},
-        updates={"h": "tanh(W @ h + U @ x)"},
-        outputs={"y": "softsign(V @ h)"},
-    )
+    cell = output_cell()
     module = sys.modules["gradflow.numeric.bptt"]
     original = module.bptt
 
