@@ -11,6 +11,7 @@ from gradflow.numeric.analysis import BoundComparison, Regime, bound_vs_measured
 from gradflow.numeric.backend import namespace
 from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, global_norm
 from gradflow.numeric.chain import ChainResult, jacobian_chain
+from gradflow.numeric.check import Check, check_cell
 from gradflow.numeric.compiled import CompiledCell, compile, schedule
 from gradflow.numeric.init import SCHEMES, init_params, parameter_roles
 from gradflow.numeric.interop import (
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMES",
     "BoundComparison",
     "ChainResult",
+    "Check",
     "CompiledCell",
     "Gradients",
     "Regime",
@@ -38,6 +40,7 @@ __all__ = [
     "UnsupportedModuleError",
     "bound_vs_measured",
     "bptt",
+    "check_cell",
     "clip_by_norm",
     "clip_by_value",
     "compile",

@@ -104,6 +104,10 @@ def test_a_wrong_forward_is_caught(monkeypatch):
     assert found["forward step vs sympy"].passed is False
 
 
+def test_check_cell_is_part_of_the_numeric_api():
+    assert gf.numeric.check_cell is check_cell and "check_cell" in gf.numeric.__all__
+
+
 def test_sizes_and_arguments():
     checks = check_cell(gf.cells.elman(), {"n": 3, "m": 1}, T=2, B=1, seed=5)
     assert all(c.passed for c in checks)
