@@ -60,8 +60,8 @@ def stabilize(expr: sp.Expr, complements: bool = False) -> tuple[sp.Expr, dict[s
     ----------
     expr : sympy expression
     complements : bool, default False
-        Also write :math:`1 - s` as :math:`r = \sigma(-u)`, and :math:`\tanh^2 a` as
-        :math:`1 - 4\sigma(2a)\sigma(-2a)`, so that no derivative is formed as a difference
+        Also write :math:`1 - s` as :math:`r = \sigma(-u)`, and :math:`c - c\tanh^2 a` as
+        :math:`4c\,\sigma(2a)\sigma(-2a)`, so that no derivative is formed as a difference
         of numbers near 1. :math:`1 - \tanh^2 a` computed from :math:`\tanh a` is exactly 0
         once :math:`|a| > 19`, and :math:`s(1-s)` once :math:`a > 37`, although the true values
         (:math:`4e^{-2|a|}`, :math:`e^{-a}`) are far inside the float range; a Jacobian chain
@@ -114,16 +114,30 @@ def _logistic_of(u: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Symbol:
 
 
 def _squared_tanh(expr: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
-    r"""Even powers of :math:`\tanh a` through :math:`\tanh^2 a = 1 - 4\sigma(2a)\sigma(-2a)`."""
-    replacements = {}
-    for power in expr.atoms(sp.Pow):
-        base, exponent = power.args
-        if isinstance(base, sp.tanh) and exponent.is_Integer and int(exponent) >= 2:
-            a = base.args[0]
-            square = 1 - 4 * _logistic_of(2 * a, logistic) * _logistic_of(-2 * a, logistic)
-            k = int(exponent)
-            replacements[power] = square ** (k // 2) * (base if k % 2 else 1)
-    return expr.xreplace(replacements) if replacements else expr
+    r""":math:`c - c\tanh^2 a` (inside any sum) as :math:`4c\,\sigma(2a)\sigma(-2a)`.
+
+    Only the difference is rewritten: a bare :math:`\tanh^2 a` stays as it is, since
+    :math:`1 - 4\sigma(2a)\sigma(-2a)` would lose its relative accuracy near :math:`a = 0`.
+    """
+
+    def rewrite(total: sp.Add) -> sp.Expr:
+        terms = list(total.args)
+        for term in terms:
+            coefficient, rest = term.as_coeff_Mul()
+            if not (isinstance(rest, sp.Pow) and isinstance(rest.base, sp.tanh) and rest.exp == 2):
+                continue
+            constant = -coefficient
+            if constant not in terms:
+                continue
+            a = rest.base.args[0]
+            others = list(terms)
+            others.remove(term)
+            others.remove(constant)
+            sech2 = 4 * _logistic_of(2 * a, logistic) * _logistic_of(-2 * a, logistic)
+            return sp.Add(*others, constant * sech2)
+        return total
+
+    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
 
 
 def _complements(expr: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Expr:

@@ -90,3 +90,19 @@ def test_the_stable_forms_are_the_derivatives_to_rounding_everywhere():
         tiny = np.abs(exact) < 1e-300  # below the logistic's floor: held there (see _sigmoid)
         relative = np.abs(got - exact)[~tiny] / np.abs(exact)[~tiny]
         assert np.max(relative) < 1e-13, (name, z[~tiny][np.argmax(relative)])
+
+
+def test_a_bare_tanh_squared_keeps_its_accuracy_near_zero():
+    """Only c - c tanh^2 is rewritten; tanh^2 itself near 0 must not become 1 - (1 - z^2)."""
+    import sympy as sp
+
+    from gradflow.cells.activations import as_activation
+    from gradflow.numeric.lower import compile_activation
+
+    z = sp.Symbol("z")
+    cube = as_activation(sp.Lambda(z, sp.tanh(z) ** 3 / 3))  # derivative tanh^2 (1 - tanh^2)
+    _, derivative = compile_activation(cube.derivative)
+    points = np.array([1e-8, 1e-4, 0.3, 5.0, 30.0])
+    got = derivative(np, points)
+    exact = np.array([float(mpmath.tanh(v) ** 2 * mpmath.sech(v) ** 2) for v in points])
+    np.testing.assert_allclose(got, exact, rtol=1e-13)
