@@ -216,8 +216,11 @@ def sweep(
     Raises
     ------
     SweepError
-        For a bad grid or argument, an ``fn`` that cannot be pickled for a
-        process pool, or (with ``errors="raise"``) a point at which ``fn`` raised.
+        For a bad grid or argument (a grid of more than :data:`MAX_POINTS` points), an ``fn``
+        that cannot be pickled for a process pool, or (with ``errors="raise"``) a point at which
+        ``fn`` raised or called ``sys.exit``, or that the executor could not run (a point or a
+        result that cannot be pickled, a worker that died, a shut-down executor). The message
+        names the point.
 
     Examples
     --------

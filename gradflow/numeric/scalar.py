@@ -88,7 +88,7 @@ def stabilize(expr: sp.Expr, complements: bool = False) -> tuple[sp.Expr, dict[s
     """
     logistic: dict[sp.Symbol, sp.Expr] = {}
     if complements:
-        expr = _squared_tanh(expr, logistic)
+        expr = _squared_tanh(_sign_products(expr), logistic)
     for power in sorted(expr.atoms(sp.exp), key=sp.default_sort_key):
         if not any(isinstance(a, sp.Add) and 1 in a.args and power in a.args for a in expr.atoms(sp.Add)):
             continue
@@ -138,6 +138,26 @@ def _squared_tanh(expr: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
         return total
 
     return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+
+
+def _sign_products(expr: sp.Expr) -> sp.Expr:
+    r""":math:`a\operatorname{sign}(a)` as :math:`|a|` (real :math:`a`), then the sums it enters brought together.
+
+    Softsign's derivative, as sympy writes it, :math:`1/(|z|+1) - z\operatorname{sign}(z)/(|z|+1)^2`,
+    is a difference of nearly equal numbers for large :math:`|z|`; together it is :math:`1/(|z|+1)^2`.
+    """
+
+    def absolute(product: sp.Mul) -> sp.Expr:
+        for factor in product.args:
+            if isinstance(factor, sp.sign) and factor.args[0] in product.args and factor.args[0].is_real:
+                others = list(product.args)
+                others.remove(factor)
+                others.remove(factor.args[0])
+                return sp.Mul(sp.Abs(factor.args[0]), *others)
+        return product
+
+    rewritten = expr.replace(lambda e: isinstance(e, sp.Mul) and e.has(sp.sign), absolute)
+    return sp.together(rewritten) if rewritten != expr else expr
 
 
 def _complements(expr: sp.Expr, logistic: dict[sp.Symbol, sp.Expr]) -> sp.Expr:

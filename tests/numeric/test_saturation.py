@@ -106,3 +106,13 @@ def test_a_bare_tanh_squared_keeps_its_accuracy_near_zero():
     got = derivative(np, points)
     exact = np.array([float(mpmath.tanh(v) ** 2 * mpmath.sech(v) ** 2) for v in points])
     np.testing.assert_allclose(got, exact, rtol=1e-13)
+
+
+def test_softsign_derivative_has_no_cancellation_for_large_arguments():
+    from gradflow.cells.activations import as_activation
+    from gradflow.numeric.lower import compile_activation
+
+    _, derivative = compile_activation(as_activation("softsign").derivative)
+    points = np.array([-1e12, -1e8, -3.0, -1e-9, 0.0, 0.5, 1e8, 1e12])
+    exact = np.array([float(1 / (1 + mpmath.fabs(v)) ** 2) for v in points])
+    np.testing.assert_allclose(derivative(np, points), exact, rtol=1e-14)
