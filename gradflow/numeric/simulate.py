@@ -145,8 +145,9 @@ def prepare(
     Raises
     ------
     ShapeError
-        For a missing or extra parameter, an array of the wrong shape, or
-        inputs that are not (T, B, m).
+        For a missing or extra parameter, an array of the wrong shape, inputs
+        that are not (T, B, m) with T, B >= 1, arguments that are not dicts where
+        dicts are expected, and arrays that are None, complex, text, NaN or infinite.
     """
     if not isinstance(params, Mapping):
         raise ShapeError(
@@ -434,7 +435,12 @@ def simulate(
     Raises
     ------
     ShapeError
-        For arrays that do not fit the cell.
+        For arrays that do not fit the cell (see :func:`prepare`).
+    NonFiniteError
+        When a node overflows to inf or becomes NaN during the simulation (an exploding network
+        over many steps); the message names the node and the first step. The same holds for
+        every analysis that simulates: ``jacobian_chain``, ``bptt``, ``regime``,
+        ``lyapunov_spectrum``, ``bound_vs_measured``.
 
     Examples
     --------
