@@ -180,10 +180,10 @@ def _check_chain(problem: Problem, values: Values, chain: ChainResult) -> None:
         )
     if chain.trajectory is None:
         raise GradflowError("the chain has no trajectory to check it against this simulation")
-    xp = problem.xp
+    xp, trajectory = problem.xp, Trajectory(problem, values)
     for state in expected:
         theirs = chain.trajectory[state]
-        ours = Trajectory(problem, values)[state]
+        ours = trajectory[state]
         if tuple(theirs.shape) != tuple(ours.shape):
             raise GradflowError(
                 f"the chain was computed on a simulation of shape {tuple(theirs.shape)} for state "

@@ -155,7 +155,7 @@ def _exec(source: str, name: str, filename: str) -> Callable[..., Any]:
 
 
 class Emitter:
-    """Writes one kernel: lines of ``name = code``, each subtree computed once.
+    r"""Writes one kernel: lines of ``name = code``, each subtree computed once.
 
     Parameters
     ----------
@@ -163,19 +163,19 @@ class Emitter:
         The cell's parameter names (their leaves read ``P[name]``).
     cotangents : dict of sympy MatrixSymbol to str
         Cotangent leaves and the source that reads them (``"G"``).
+    value_forms : bool, default True
+        :math:`\sigma'(u)` from :math:`\sigma(u)` where this kernel computed :math:`\sigma(u)`
+        (pullbacks). The chain kernels pass False: the value forms are exactly 0 in saturation.
     """
 
     def __init__(
         self,
         params: set[str],
         cotangents: dict[sp.Basic, str] | None = None,
-        known: dict[sp.Basic, Signal] | None = None,
         value_forms: bool = True,
     ) -> None:
         self.params = params
         self.cotangents = cotangents or {}
-        #: subtrees whose values the forward pass holds as signals (a node's expression -> the node at t)
-        self.known = known or {}
         #: sigma'(u) from sigma(u) where this kernel has sigma(u) (see derivative_of_value)
         self.value_forms = value_forms
         self.lines: list[str] = []
@@ -278,13 +278,11 @@ class Emitter:
             return None
         activated = Elementwise(primitive, node.arg)
         value = self.memo.get(("vector", activated))
-        if value is None and activated not in self.known:
+        if value is None:
             return None
         form = derivative_of_value(primitive)
         if form is None:
             return None
-        if value is None:  # read the node the forward pass computed (a read only where it is used)
-            value = self.vector(self.known[activated])
         return self.assign(ScalarPrinter({y: value}, like=value).print(form))
 
     def apply(self, matrix: sp.Basic, value: str) -> str:
