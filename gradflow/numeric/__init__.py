@@ -13,6 +13,7 @@ from gradflow.numeric.bptt import Gradients, bptt, clip_by_norm, clip_by_value, 
 from gradflow.numeric.chain import ChainResult, jacobian_chain
 from gradflow.numeric.check import Check, check_cell
 from gradflow.numeric.compiled import CompiledCell, compile, schedule
+from gradflow.numeric.descent import Descent, LossSurface, gradient_descent, loss_surface, squared_error
 from gradflow.numeric.init import SCHEMES, init_params, parameter_roles
 from gradflow.numeric.interop import (
     UnsupportedModuleError,
@@ -34,7 +35,9 @@ __all__ = [
     "ChainResult",
     "Check",
     "CompiledCell",
+    "Descent",
     "Gradients",
+    "LossSurface",
     "Regime",
     "Trajectory",
     "UnsupportedModuleError",
@@ -47,10 +50,12 @@ __all__ = [
     "final_states",
     "from_torch",
     "global_norm",
+    "gradient_descent",
     "gradients_to_torch",
     "init_params",
     "initial_from_torch",
     "jacobian_chain",
+    "loss_surface",
     "lyapunov_spectrum",
     "namespace",
     "output_to_torch",
@@ -59,6 +64,7 @@ __all__ = [
     "schedule",
     "sequence_from_torch",
     "simulate",
+    "squared_error",
     "states_to_torch",
     "upstream_from_torch",
 ]

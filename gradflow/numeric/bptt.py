@@ -383,7 +383,7 @@ def bptt(
             xp.broadcast_to(reverse.initial_grads.get((state, time), zero), zero.shape) for time in times
         ]
         initial_grads[state] = series[0] if len(series) == 1 else xp.stack(series[::-1], axis=0)
-    result = Gradients(grads, input_grads, initial_grads, trajectory)
+    result = Gradients(grads, input_grads, initial_grads, trajectory, strategy)
     if clip_norm is not None:
         clipped, changed = clip_by_norm(grads, clip_norm)
         result._params, result.clipped = clipped, changed

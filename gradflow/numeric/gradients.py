@@ -30,6 +30,8 @@ class Gradients(Mapping[str, Any]):
         The global norm of the parameter gradients before any clipping.
     clipped : bool
         Whether clipping changed them.
+    strategy : Full, Truncated or Randomized
+        The truncation strategy they were computed with.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class Gradients(Mapping[str, Any]):
         inputs: dict[str, Any] | Callable[[], dict[str, Any]],
         initial: dict[str, Any],
         trajectory: Trajectory,
+        strategy: Any = None,
     ) -> None:
         self._params = params
         self._inputs = inputs
@@ -45,6 +48,7 @@ class Gradients(Mapping[str, Any]):
         self.trajectory = trajectory
         self.norm = global_norm(params)
         self.clipped = False
+        self.strategy = strategy
 
     @property
     def inputs(self) -> dict[str, Any]:
