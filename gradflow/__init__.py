@@ -8,7 +8,7 @@ The public API is re-exported here by name; see DESIGN.md for the contract.
 tanh(W_h*h[t - 1] + W_x*x[t] + b)
 """
 
-from gradflow import cells, export, graph, numeric, symbolic
+from gradflow import cells, export, graph, numeric, plot, symbolic
 from gradflow.cells import Activation, Cell, as_activation
 from gradflow.errors import (
     BackendUnavailableError,
@@ -70,6 +70,7 @@ __all__ = [
     "jacobian_chain",
     "lyapunov_spectrum",
     "numeric",
+    "plot",
     "regime",
     "simulate",
     "sweep",

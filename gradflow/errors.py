@@ -19,6 +19,7 @@ __all__ = [
     "NonFiniteError",
     "NotDifferentiableError",
     "PdflatexNotFoundError",
+    "PlotError",
     "ShapeError",
     "StrategyError",
     "SweepError",
@@ -128,6 +129,17 @@ class ExportError(GradflowError, ValueError):
     Raised when the file exists and overwriting was not asked for, when its
     folder does not exist, or when a format or option is unknown. The message
     names the file or the option and says what to do.
+    """
+
+
+class PlotError(GradflowError, ValueError):
+    """A figure was asked of results it cannot be drawn from.
+
+    Raised by :mod:`gradflow.plot` for a result of the wrong kind (a
+    :class:`~gradflow.numeric.Regime` where a chain was expected), an empty
+    sweep, results of different simulations drawn as one, a figure file whose
+    format is unknown, or an option out of range. The message names the
+    result or the option and says what the figure needs.
     """
 
 

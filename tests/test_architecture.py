@@ -20,7 +20,7 @@ ALLOWED = {
     "symbolic": {"_io", "cells", "graph"},
     "export": {"_io", "cells", "graph", "symbolic"},
     "numeric": {"_io", "cells", "symbolic"},
-    "plot": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
+    "plot": {"_io", "cells", "graph", "symbolic", "export", "numeric", "sweep"},
     "sweep": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
     "cli": {"_io", "cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
 }
