@@ -36,6 +36,7 @@ from gradflow import cells
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
 from gradflow.cli.check import add_parser as add_check_parser
+from gradflow.cli.plot import add_parser as add_plot_parser
 from gradflow.cli.specs import BUILTIN, parse_cell, parse_sizes
 from gradflow.cli.sweep import add_parser as add_sweep_parser
 from gradflow.errors import GradflowError, UsageError
@@ -323,6 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     paths.set_defaults(run=_cmd_paths)
     add_check_parser(sub)
     add_sweep_parser(sub)
+    add_plot_parser(sub)
     return parser
 
 
