@@ -28,6 +28,7 @@ __all__ = [
     "colour",
     "figure_axes",
     "save",
+    "settings",
     "to_numpy",
 ]
 
@@ -149,6 +150,19 @@ def _default_label(result: Any, index: int) -> str:
     trajectory = getattr(result, "trajectory", None)
     cell = getattr(trajectory, "cell", None)
     return str(cell.name) if cell is not None else str(index + 1)
+
+
+def settings(trajectories: list[Any]) -> str:
+    """`` (cell, T = .., B = ..)`` for a title: what every one of the trajectories shares ("" if nothing)."""
+    if not trajectories or any(t is None for t in trajectories):
+        return ""
+    cells = {t.cell.name for t in trajectories}
+    shapes = {(t.T, t.B) for t in trajectories}
+    facts = [next(iter(cells))] if len(cells) == 1 else []
+    if len(shapes) == 1:
+        T, B = next(iter(shapes))
+        facts.append(f"T = {T}, B = {B}")
+    return " (" + ", ".join(facts) + ")" if facts else ""
 
 
 def wrong_kind(label: str, value: Any, what: str, hint: str = "") -> PlotError:

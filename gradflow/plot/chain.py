@@ -26,6 +26,7 @@ from gradflow.plot._style import (
     figure_axes,
     finite_or_none,
     legend,
+    settings,
     to_numpy,
     wrong_kind,
 )
@@ -219,17 +220,5 @@ def _style_handles(norm: str, with_bounds: bool, quantiles: tuple[float, float])
 
 def _title(parts: dict[str, Any]) -> str:
     """What is drawn, and the cell, T and B when every series says the same."""
-    trajectories = [
-        chain.trajectory for chain, _, _ in parts.values() if chain is not None and chain.trajectory
-    ]
-    head = "Jacobian chain norms against the lag"
-    if trajectories and len(trajectories) == len(parts):
-        cells = {t.cell.name for t in trajectories}
-        shapes = {(t.T, t.B) for t in trajectories}
-        facts = [next(iter(cells))] if len(cells) == 1 else []
-        if len(shapes) == 1:
-            T, B = next(iter(shapes))
-            facts.append(f"T = {T}, B = {B}")
-        if facts:
-            head += " (" + ", ".join(facts) + ")"
-    return head
+    trajectories = [chain.trajectory if chain is not None else None for chain, _, _ in parts.values()]
+    return "Jacobian chain norms against the lag" + settings(trajectories)

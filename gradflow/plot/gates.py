@@ -113,13 +113,13 @@ def gates(
             )
     height = sum(1.0 + (0.12 * min(v.shape[1], 40) if kind == "heatmap" else 1.2) for v in data.values())
     figure, axes = _stacked_axes(ax, len(chosen), height)
-    for panel, (name, values) in zip(axes, data.items(), strict=True):
+    for index, (panel, (name, values)) in enumerate(zip(axes, data.items(), strict=True)):
         times = _times(trajectory, name, values.shape[0])
         gate = bool(values.size) and values.min() >= 0.0 and values.max() <= 1.0
         if kind == "heatmap":
             _heatmap(figure, panel, name, times, values, gate)
         else:
-            _lines(panel, name, times, values, gate)
+            _lines(panel, name, times, values, gate, first=index == 0)
     axes[-1].set_xlabel("time $t$ (steps)")
     head = title if title is not None else f"Gates and states of {cell.name} over time (sequence {sequence})"
     figure.suptitle(head, x=0.01, ha="left", wrap=True)
@@ -157,7 +157,7 @@ def _heatmap(figure: Any, panel: Any, name: str, times: np.ndarray, values: np.n
         panel.set_yticks(range(values.shape[1]))
 
 
-def _lines(panel: Any, name: str, times: np.ndarray, values: np.ndarray, gate: bool) -> None:
+def _lines(panel: Any, name: str, times: np.ndarray, values: np.ndarray, gate: bool, first: bool) -> None:
     for unit in range(values.shape[1]):
         panel.plot(
             times,
@@ -172,7 +172,7 @@ def _lines(panel: Any, name: str, times: np.ndarray, values: np.ndarray, gate: b
         panel.set_ylim(-0.05, 1.05)
     panel.set_ylabel(f"${_latex_name(name)}$")
     panel.grid(True, alpha=0.3)
-    if values.shape[1] > 1:
+    if values.shape[1] > 1 and first:  # the units have the same colours in every panel
         panel.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
 
 

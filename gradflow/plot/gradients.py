@@ -25,6 +25,7 @@ from gradflow.plot._style import (
     figure_axes,
     finite_or_none,
     legend,
+    settings,
     to_numpy,
     wrong_kind,
 )
@@ -108,7 +109,8 @@ def gradient_per_step(
             axes.fill_between(k, finite_or_none(lower), finite_or_none(upper), color=tint, alpha=0.18, lw=0)
     axes.set_xlabel(r"steps back from the loss, $k = t_L - t$")
     axes.set_ylabel(r"$\log_{10}\,\|\partial L/\partial x^{(t)}\|_2$")
-    axes.set_title(title if title is not None else "Gradient reaching each input step", loc="left", wrap=True)
+    head = "Gradient reaching each input step" + settings([g.trajectory for g in series.values()])
+    axes.set_title(title if title is not None else head, loc="left", wrap=True)
     axes.grid(True, alpha=0.3)
     legend(axes)
     return figure

@@ -27,6 +27,7 @@ from gradflow.plot._style import (
     colour,
     figure_axes,
     legend,
+    settings,
     to_numpy,
     wrong_kind,
 )
@@ -122,9 +123,8 @@ def singular_spectrum(
     which = f"k = {next(iter(lags))}" if len(lags) == 1 else "k per series"
     axes.set_xlabel(r"$\log_{10}\,\sigma_i(\partial s^{(a)}/\partial s^{(a-k)})$" + f", {which}")
     axes.set_ylabel("density (over units and sequences)")
-    axes.set_title(
-        title if title is not None else "Singular values of the Jacobian chain", loc="left", wrap=True
-    )
+    head = "Singular values of the Jacobian chain" + settings([c.trajectory for c in series.values()])
+    axes.set_title(title if title is not None else head, loc="left", wrap=True)
     axes.grid(True, alpha=0.3)
     legend(axes)
     return figure
