@@ -143,7 +143,7 @@ def norm_bound(expr: sp.Basic, cell: Cell | None = None, gamma_mode: str = "keep
     >>> import gradflow as gf
     >>> J = gf.symbolic.step_jacobian(gf.cells.elman(), "h")
     >>> print(gf.export.to_text(norm_bound(J, gamma_mode="symbol")))
-    gamma*‖W_h‖
+    γ ‖W_h‖
     """
     if gamma_mode not in _GAMMA_MODES:
         raise GradflowError(f"gamma_mode must be one of {_GAMMA_MODES}, got {gamma_mode!r}")
@@ -260,7 +260,7 @@ def chain_bound(cell: Cell, upper: Any = None, lower: Any = None, gamma_mode: st
     >>> import gradflow as gf
     >>> b = chain_bound(gf.cells.elman())
     >>> print(gf.export.to_text(b.chain_gamma), "|", b.vanishing)
-    (gamma*‖W_h‖)**(i - j) | gamma*||W_h||_2 < 1
+    (γ ‖W_h‖)^(i - j) | gamma*||W_h||_2 < 1
     """
     if cell.backward and set(cell.backward) != set(cell.states):
         raise UnsupportedCellError(

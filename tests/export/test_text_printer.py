@@ -1,10 +1,14 @@
 """Golden strings for the plain-text printer."""
 
 import pytest
+import sympy as sp
 
 import gradflow as gf
-from gradflow.export.text import to_text
+from gradflow.cli import REPORT_CELLS, parse_cell
+from gradflow.export import CLASSICS
+from gradflow.export.text import derivation_to_text, to_text
 from gradflow.symbolic import step_jacobian
+from gradflow.symbolic.nodes import Norm
 
 C = gf.cells
 
@@ -20,9 +24,9 @@ C = gf.cells
         (lambda: C.gru().updates["h"], "z^(t) ∘ h^(t-1) + (1 - z^(t)) ∘ h_tilde^(t)"),
         (
             lambda: step_jacobian(C.leaky(), "h"),
-            "alpha I + (1 - alpha) diag(tanh'(W_h h^(t-1) + W_x x^(t) + b)) W_h",
+            "α I + (1 - α) diag(tanh'(W_h h^(t-1) + W_x x^(t) + b)) W_h",
         ),
-        (lambda: step_jacobian(C.ctrnn(), "h"), "I + dt/tau (-I + W_h diag(tanh'(h^(t-1))))"),
+        (lambda: step_jacobian(C.ctrnn(), "h"), "I + Δt/τ (-I + W_h diag(tanh'(h^(t-1))))"),
         (
             lambda: step_jacobian(C.skip(3), "h", lag=3),
             "diag(tanh'(W_h h^(t-1) + W_d h^(t-3) + W_x x^(t) + b)) W_d",
@@ -44,3 +48,62 @@ C = gf.cells
 )
 def test_golden_text(expr, text):
     assert to_text(expr()) == text
+
+
+def test_scalars_in_textbook_form():
+    i, j, t, q = (gf.symbolic.derivation.i_sym, gf.symbolic.derivation.j_sym, sp.Symbol("t"), sp.Symbol("q"))
+    gamma, alpha, tau = sp.symbols("gamma alpha tau", positive=True)
+    W = sp.MatrixSymbol("W_h", 3, 3)
+    norm = Norm(W)
+    assert to_text((gamma * norm) ** (i - j)) == "(γ ‖W_h‖)^(i - j)"
+    assert to_text(norm**2 * gamma) == "γ ‖W_h‖²"
+    assert to_text(sp.sqrt(1 + gamma**2)) == "√(1 + γ²)"
+    assert to_text(gamma * (1 - alpha)) == "(1 - α) γ"
+    assert to_text(sp.Abs(alpha - 1)) == "|α - 1|"
+    assert to_text(sp.Symbol("gamma_sigmoid") / 4) == "γ_σ/4"
+    assert to_text(sp.Symbol("dt") / tau**2) == "Δt/τ²"
+    assert to_text(sp.Min(sp.Symbol("T"), t + tau)) == "min(T, t + τ)"
+    assert to_text(sp.Product(norm * t, (t, j + 1, i))) == "∏_{j<t≤i} [t ‖W_h‖]"
+    assert to_text(sp.Sum(t**2, (t, 1, q))) == "Σ_{t=1}^{q} [t²]"
+    assert to_text(Norm(sp.MatrixSymbol("v", 3, 1), sp.oo)) == "‖v‖_∞"
+    assert to_text(sp.Matrix([[gamma, 0], [1, alpha]])) == "[γ, 0; 1, α]"
+    assert to_text(sp.Symbol(r"\frac{\partial L}{\partial W_h}")) == "∂L/∂W_h"
+    assert to_text(sp.Symbol(r"l_{1},\dots,l_{q-1}")) == "l_1, …, l_{q-1}"
+
+
+#: What sympy's own str writes, and must never reach a gradflow text output.
+LEAKS = (
+    "Product(",
+    "Sum(",
+    "Matrix(",
+    "Abs(",
+    "sqrt(",
+    "Min(",
+    "Max(",
+    "Indexed",
+    "**",
+    "*",
+    "gamma",
+    "_oo",
+    "\\",
+)
+
+
+@pytest.mark.parametrize("spec", REPORT_CELLS)
+def test_no_sympy_str_in_any_cells_derivation(spec):
+    text = derivation_to_text(gf.derive(parse_cell(spec)))
+    equations = [
+        line for line in text.splitlines() if line.startswith("    ") and not line.startswith("    (")
+    ]
+    leaks = [(leak, line.strip()[:120]) for line in equations for leak in LEAKS if leak in line]
+    assert not leaks, leaks
+
+
+@pytest.mark.parametrize("name", sorted(CLASSICS))
+def test_no_sympy_str_in_the_classics(name):
+    text = derivation_to_text(CLASSICS[name]())
+    equations = [
+        line for line in text.splitlines() if line.startswith("    ") and not line.startswith("    (")
+    ]
+    leaks = [(leak, line.strip()[:120]) for line in equations for leak in LEAKS if leak in line]
+    assert not leaks, leaks

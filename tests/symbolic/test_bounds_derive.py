@@ -23,9 +23,9 @@ C = gf.cells
 @pytest.mark.parametrize(
     ("cell", "step_gamma"),
     [
-        (lambda: C.elman(), "gamma*‖W_h‖"),
-        (lambda: C.elman("sigmoid"), "gamma_sigmoid*‖W_h‖"),
-        (lambda: C.indrnn(), "gamma_relu*‖u‖_oo"),
+        (lambda: C.elman(), "γ ‖W_h‖"),
+        (lambda: C.elman("sigmoid"), "γ_σ ‖W_h‖"),
+        (lambda: C.indrnn(), "γ_relu ‖u‖_∞"),
         (lambda: C.lstm(), None),
     ],
 )
