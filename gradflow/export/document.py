@@ -35,7 +35,15 @@ from gradflow.symbolic.bptt import state_jacobian, state_signal
 from gradflow.symbolic.derivation import Derivation, Step
 from gradflow.symbolic.nodes import BOUND_T, Partial
 
-__all__ = ["NOTATION", "derivation_to_document", "derivation_to_latex", "derivation_to_markdown"]
+__all__ = [
+    "NOTATION",
+    "PREAMBLE",
+    "bibliography",
+    "derivation_body",
+    "derivation_to_document",
+    "derivation_to_latex",
+    "derivation_to_markdown",
+]
 
 #: What every printed derivation states first (valid LaTeX and Markdown alike).
 NOTATION = (
@@ -50,7 +58,8 @@ NOTATION = (
 
 _PROSE_STYLES = ("intertext", "text")
 _WIDTH = 66  # characters of a line (visible_width) beside a left-hand side, A4 with 2 cm margins
-_PREAMBLE = r"""\documentclass[11pt]{article}
+#: The preamble of every document: amsmath, amssymb, graphicx, geometry and the ``\\gffit`` macro.
+PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[utf8]{inputenc}
 \usepackage{amsmath}
 \usepackage{amssymb}
@@ -237,15 +246,13 @@ def derivation_to_document(derivation: Derivation, *, abbreviate: bool = True, *
     >>> doc.startswith(r"\documentclass") and doc.rstrip().endswith(r"\end{document}")
     True
     """
-    printer = _printer(options)
-    rules = _abbreviations(derivation, printer) if abbreviate else {}
     refs = _references(derivation)
 
     def cite(citation: str) -> str:
         return rf"~\cite{{gf{refs.index(citation) + 1}}}" if citation else ""
 
     parts = [
-        _PREAMBLE,
+        PREAMBLE,
         rf"\title{{{escape_text(derivation.title)}}}",
         r"\author{gradflow}",
         r"\date{}",
@@ -253,16 +260,58 @@ def derivation_to_document(derivation: Derivation, *, abbreviate: bool = True, *
         r"\maketitle",
         "",
         r"\noindent " + NOTATION,
+        derivation_body(derivation, cite=cite, abbreviate=abbreviate, **options),
     ]
-    for title, steps in _groups(derivation.steps):
-        heading = "The cell" if title == "Cell" else escape_text(title)
-        block = _align(steps, printer, rules, prose="intertext", cite=cite, fit=True, titles=False)
-        parts += ["", rf"\section*{{{heading}}}", block]
     if refs:
-        parts += ["", r"\begin{thebibliography}{99}"]
-        parts += [rf"\bibitem{{gf{k}}} {escape_text(ref)}" for k, ref in enumerate(refs, start=1)]
-        parts.append(r"\end{thebibliography}")
+        parts += ["", bibliography(refs)]
     parts += ["", r"\end{document}", ""]
+    return "\n".join(parts)
+
+
+def bibliography(references: Sequence[str]) -> str:
+    r"""A ``thebibliography`` of the references, keyed ``gf1``, ``gf2``, ... in their order."""
+    items = [rf"\bibitem{{gf{k}}} {escape_text(ref)}" for k, ref in enumerate(references, start=1)]
+    return "\n".join([r"\begin{thebibliography}{99}", *items, r"\end{thebibliography}"])
+
+
+def derivation_body(
+    derivation: Derivation,
+    *,
+    cite: Callable[[str], str] = lambda citation: "",
+    heading: str = "section*",
+    abbreviate: bool = True,
+    **options: Any,
+) -> str:
+    r"""The steps of a derivation as LaTeX: one ``\section*`` (or ``heading``) and ``align`` per group.
+
+    The body of :func:`derivation_to_document`, for documents that hold several derivations
+    (a report): no preamble, title or references.
+
+    Parameters
+    ----------
+    derivation : Derivation
+    cite : callable, optional
+        The LaTeX that follows a step's prose for its citation (default: nothing).
+    heading : str, default "section*"
+        The sectioning command of each group (``subsection*`` inside a section).
+    abbreviate : bool, default True
+    **options
+        Printer options, as for :func:`derivation_to_latex`.
+
+    Examples
+    --------
+    >>> import gradflow as gf
+    >>> body = derivation_body(gf.derive(gf.cells.elman()), heading="subsection*")
+    >>> body.lstrip().startswith(r"\subsection*{The cell}")
+    True
+    """
+    printer = _printer(options)
+    rules = _abbreviations(derivation, printer) if abbreviate else {}
+    parts = []
+    for title, steps in _groups(derivation.steps):
+        name = "The cell" if title == "Cell" else escape_text(title)
+        block = _align(steps, printer, rules, prose="intertext", cite=cite, fit=True, titles=False)
+        parts += ["", rf"\{heading}{{{name}}}", block]
     return "\n".join(parts)
 
 

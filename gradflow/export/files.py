@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,15 @@ def compile_pdf(
     *,
     overwrite: bool = False,
     timeout: float = 120.0,
+    resources: Mapping[str, str | os.PathLike[str]] | None = None,
     **options: Any,
 ) -> Path:
     """Compile a LaTeX document (or a derivation) with ``pdflatex`` into a PDF, atomically.
 
     ``pdflatex`` runs twice (for the citations) in a temporary folder with
     ``-interaction=nonstopmode -halt-on-error -no-shell-escape``; only the
-    PDF is kept.
+    PDF is kept. The PDF carries no date of its own (``SOURCE_DATE_EPOCH``),
+    so the same document gives the same bytes.
 
     Parameters
     ----------
@@ -69,6 +72,9 @@ def compile_pdf(
     overwrite : bool, default False
     timeout : float, default 120
         Seconds for each pdflatex run.
+    resources : dict of str to path, optional
+        Files the document includes (figures), copied into the folder where pdflatex runs under
+        the relative names the document uses (``{"figures/a.png": "/tmp/out/a.png"}``).
     **options
         Printer options, for a derivation.
 
@@ -93,13 +99,28 @@ def compile_pdf(
     if pdflatex is None:
         raise PdflatexNotFoundError(_INSTALL)
     with tempfile.TemporaryDirectory(prefix="gradflow-tex-") as folder:
+        for name, source_file in (resources or {}).items():
+            copy = Path(folder) / name
+            if not copy.resolve().is_relative_to(Path(folder).resolve()):
+                raise ExportError(f"resource {name!r} must be a relative path inside the document's folder")
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(source_file, copy)
+            except OSError as err:
+                raise ExportError(f"cannot copy the resource {name!r} from {str(source_file)!r}: {err}") from err
         tex = Path(folder) / "document.tex"
         tex.write_text(source, encoding="utf-8")
         command = [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", tex.name]
+        environment = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
         for _ in range(2):
             try:
                 run = subprocess.run(
-                    command, cwd=folder, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+                    command,
+                    cwd=folder,
+                    capture_output=True,
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                    env=environment,
                 )
             except subprocess.TimeoutExpired as err:
                 raise LatexCompileError(f"pdflatex took longer than {timeout} s on {target.name}") from err
