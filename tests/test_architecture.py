@@ -22,7 +22,8 @@ ALLOWED = {
     "numeric": {"_io", "cells", "symbolic"},
     "plot": {"_io", "cells", "graph", "symbolic", "export", "numeric", "sweep"},
     "sweep": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
-    "cli": {"_io", "cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
+    "report": {"_io", "cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
+    "cli": {"_io", "cells", "graph", "symbolic", "export", "numeric", "plot", "sweep", "report"},
 }
 
 #: The documented exceptions, each delegated upwards lazily (inside a function):

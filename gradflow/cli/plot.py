@@ -27,10 +27,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gradflow.cli.specs import parse_cell
-from gradflow.cli.sweep import COLUMNS, other_sizes, random_instance, regime_point
-from gradflow.errors import GradflowError, UsageError
-from gradflow.sweep import Record, sweep
+from gradflow.cli.specs import parse_sizes
+from gradflow.cli.sweep import COLUMNS
+from gradflow.errors import UsageError
+from gradflow.report.figures import (
+    chain_norms_figure,
+    gates_figure,
+    gradient_per_step_figure,
+    lyapunov_figure,
+    regime_map_figure,
+    singular_spectrum_figure,
+)
+from gradflow.report.instances import Setting
+from gradflow.sweep import Record
 
 __all__ = ["KINDS", "add_parser"]
 
@@ -135,77 +144,30 @@ def _one(args: argparse.Namespace, what: str, values: Sequence[Any] | None, defa
     return values[0]
 
 
-def _setting(args: argparse.Namespace, n: int, T: int, scheme: str) -> str:
-    return f"n = {n}, T = {T}, B = {args.B}, {scheme} init, seed {args.seed}"
-
-
-def _instances(
-    args: argparse.Namespace, spec: str, n: int, gain: float, T: int, scheme: str
-) -> tuple[Any, ...]:
-    """The cell, its parameters and inputs, and the cell at these sizes."""
-    cell = parse_cell(spec)
-    sizes = {**other_sizes(spec, cell, args.sizes), "n": n}
-    params, inputs = random_instance(cell, n, gain, args.seed, T, args.B, sizes, scheme)
-    return cell, params, inputs, cell.with_sizes(**{s.name: sizes[s.name] for s in cell.size_symbols})
+def _setting(args: argparse.Namespace, n: int, T: int, scheme: str = "orthogonal") -> Setting:
+    return Setting(n=n, T=T, B=args.B, seed=args.seed, scheme=scheme, sizes=parse_sizes(args.sizes))
 
 
 def _chain_norms(args: argparse.Namespace) -> Any:
-    import gradflow as gf
-
     n = _one(args, "state size --n", args.n, 32)
-    scheme = _one(args, "--scheme", args.scheme, "orthogonal")
-    T = args.T or 100
+    setting = _setting(args, n, args.T or 100, _one(args, "--scheme", args.scheme, "orthogonal"))
     gains = args.gain or [0.5, 1.0, 3.0]
-    series: dict[str, Any] = {}
-    for spec in args.cells:
-        for gain in gains:
-            cell, params, inputs, _ = _instances(args, spec, n, gain, T, scheme)
-            chain = gf.jacobian_chain(cell, params, inputs)
-            label = f"{spec}, gain {gain:g}" if len(gains) > 1 or len(args.cells) == 1 else spec
-            if args.no_bound:
-                series[label] = chain
-                continue
-            try:
-                series[label] = (
-                    gf.bound_vs_measured(cell, params, inputs, chain=chain),
-                    gf.regime(cell, params, inputs),
-                )
-            except GradflowError as err:
-                raise UsageError(
-                    f"cell {spec!r} has no chain bound to draw ({err}); pass --no-bound for the measured norms alone"
-                ) from err
-    title = f"Jacobian chain norms against the lag ({_setting(args, n, T, scheme)})"
-    return gf.plot.chain_norms(series, norm=args.norm, title=title)
+    return chain_norms_figure(args.cells, gains, setting, bounds=not args.no_bound, norm=args.norm).figure
 
 
 def _regime_map(args: argparse.Namespace) -> Any:
     import gradflow as gf
 
     spec = _one(args, "CELL", args.cells, None)
-    scheme = _one(args, "--scheme", args.scheme, "orthogonal")
     if args.records:
         records = read_records(args.records)
         return gf.plot.regime_map(
             records, title=f"Regime map of {spec} (records of {Path(args.records).name})"
         )
-    cell = parse_cell(spec)
-    sizes = other_sizes(spec, cell, args.sizes)
-    T = args.T or 60
-    if T < 3:
-        raise UsageError(f"-T {T}: a regime fits a rate over lags 1..T and needs T >= 3")
-    try:
-        gf.symbolic.chain_bound(cell, gamma_mode="value")
-    except GradflowError as err:
-        raise UsageError(f"cell {spec!r} has no regime to map: {err}") from err
-    point = functools.partial(regime_point, cell=spec, T=T, B=args.B, sizes=sizes, scheme=scheme)
-    grid = {
-        "n": args.n or [16, 32],
-        "gain": args.gain or [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0],
-        "repeat": list(range(args.repeats)),
-    }
-    records = sweep(point, grid, seed=args.seed, workers=args.workers)
-    title = f"Regime map of {spec} (T = {T}, B = {args.B}, {scheme} init, {args.repeats} repeat(s), seed {args.seed})"
-    return gf.plot.regime_map(records, title=title)
+    setting = _setting(args, 0, args.T or 60, _one(args, "--scheme", args.scheme, "orthogonal"))
+    ns = args.n or [16, 32]
+    gains = args.gain or [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
+    return regime_map_figure(spec, ns, gains, setting, repeats=args.repeats, workers=args.workers).figure
 
 
 def read_records(path: str) -> list[Record]:
@@ -251,107 +213,35 @@ def read_records(path: str) -> list[Record]:
 
 
 def _lyapunov(args: argparse.Namespace) -> Any:
-    import gradflow as gf
-    from gradflow.plot._style import figure_axes
-
     spec = _one(args, "CELL", args.cells, None)
     n = _one(args, "state size --n", args.n, 32)
-    scheme = _one(args, "--scheme", args.scheme, "orthogonal")
-    T = args.T or 100
-    gains = sorted(args.gain or [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0])
-    spectra, rates = {}, []
-    bounded = True
-    for gain in gains:
-        cell, params, inputs, _ = _instances(args, spec, n, gain, T, scheme)
-        spectra[gain] = gf.numeric.lyapunov_spectrum(cell, params, inputs)
-        if bounded:
-            try:
-                rates.append(gf.regime(cell, params, inputs).predicted_rate)
-            except GradflowError:  # a cell without a chain bound: no edge to mark
-                bounded = False
-    edge = _zero_crossing(gains, rates) if bounded else None
-    figure, (left, right) = figure_axes(None, panels=2, size=(6.4, 4.6))
-    shown = gains if len(gains) <= 4 else [gains[0], *gains[len(gains) // 2 : len(gains) // 2 + 1], gains[-1]]
-    gf.plot.lyapunov({f"gain {g:g}": spectra[g] for g in shown}, ax=left, title="spectra")
-    gf.plot.lyapunov_vs_gain(
-        spectra,
-        edge=edge,
-        edge_label="bound's rate = 0",
-        ax=right,
-        title="largest exponent",
-    )
-    figure.suptitle(f"Lyapunov exponents of {spec} ({_setting(args, n, T, scheme)})")
-    return figure
-
-
-def _zero_crossing(gains: Sequence[float], rates: Sequence[float]) -> float | None:
-    """The gain where the bound's rate crosses 0, interpolated in log gain (exact for log(γ gain))."""
-    for i, (gain, rate) in enumerate(zip(gains, rates, strict=True)):
-        if rate == 0:
-            return gain
-        if i + 1 < len(gains) and (rate < 0) != (rates[i + 1] < 0) and math.isfinite(rate + rates[i + 1]):
-            share = rate / (rate - rates[i + 1])
-            return math.exp(math.log(gain) + share * (math.log(gains[i + 1]) - math.log(gain)))
-    return None
+    setting = _setting(args, n, args.T or 100, _one(args, "--scheme", args.scheme, "orthogonal"))
+    gains = args.gain or [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0]
+    return lyapunov_figure(spec, gains, setting).figure
 
 
 def _singular_spectrum(args: argparse.Namespace) -> Any:
-    import gradflow as gf
-
     n = _one(args, "state size --n", args.n, 32)
     gain = _one(args, "--gain", args.gain, 1.0)
-    schemes = args.scheme or ["orthogonal", "gaussian"]
-    T = args.T or 50
-    series = {}
-    for spec in args.cells:
-        for scheme in schemes:
-            cell, params, inputs, _ = _instances(args, spec, n, gain, T, scheme)
-            series[f"{spec}, {scheme}"] = gf.jacobian_chain(cell, params, inputs, singular_values=True)
-    title = (
-        f"Singular values of ∂s(T)/∂s(0) (n = {n}, T = {T}, B = {args.B}, gain {gain:g}, seed {args.seed})"
-    )
-    return gf.plot.singular_spectrum(series, title=title)
+    setting = _setting(args, n, args.T or 50)
+    return singular_spectrum_figure(
+        args.cells, args.scheme or ["orthogonal", "gaussian"], gain, setting
+    ).figure
 
 
 def _gradient_per_step(args: argparse.Namespace) -> Any:
-    import numpy as np
-
-    import gradflow as gf
-
     n = _one(args, "state size --n", args.n, 32)
     gain = _one(args, "--gain", args.gain, 1.0)
-    scheme = _one(args, "--scheme", args.scheme, "orthogonal")
-    T = args.T or 100
-    series = {}
-    for spec in args.cells:
-        cell, params, inputs, concrete = _instances(args, spec, n, gain, T, scheme)
-        upstream = {}
-        rng = np.random.default_rng(args.seed)
-        for state, size in concrete.states.items():
-            if state in cell.backward:
-                continue
-            array = np.zeros((T, args.B, int(size)))
-            array[-1] = rng.normal(size=(args.B, int(size)))
-            upstream[state] = array
-        series[spec] = gf.bptt(cell, params, inputs, upstream)
-    title = f"Gradient reaching each input step from a loss at t = T ({_setting(args, n, T, scheme)}, gain {gain:g})"
-    return gf.plot.gradient_per_step(series, title=title)
+    setting = _setting(args, n, args.T or 100, _one(args, "--scheme", args.scheme, "orthogonal"))
+    return gradient_per_step_figure(args.cells, gain, setting).figure
 
 
 def _gates(args: argparse.Namespace) -> Any:
-    import gradflow as gf
-
     spec = _one(args, "CELL", args.cells, None)
     n = _one(args, "state size --n", args.n, 16)
     gain = _one(args, "--gain", args.gain, 1.0)
-    scheme = _one(args, "--scheme", args.scheme, "orthogonal")
-    T = args.T or 40
-    cell, params, inputs, _ = _instances(args, spec, n, gain, T, scheme)
-    trajectory = gf.simulate(cell, params, inputs)
-    title = (
-        f"Gates and states of {spec} over time (sequence 0; {_setting(args, n, T, scheme)}, gain {gain:g})"
-    )
-    return gf.plot.gates(trajectory, kind=args.style, title=title)
+    setting = _setting(args, n, args.T or 40, _one(args, "--scheme", args.scheme, "orthogonal"))
+    return gates_figure(spec, gain, setting, kind=args.style).figure
 
 
 #: The figures by kind.

@@ -20,102 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from gradflow._io import atomic_write
-from gradflow.cells.cell import Cell
 from gradflow.cli.specs import parse_cell, parse_sizes
 from gradflow.errors import GradflowError, UsageError
+from gradflow.report.instances import other_sizes, regime_point
 from gradflow.sweep import Record, sweep
 from gradflow.symbolic.bounds import chain_bound
 
-__all__ = ["add_parser", "other_sizes", "random_instance", "regime_point"]
+__all__ = ["add_parser", "regime_point"]
 
 #: The measured and predicted quantities of one point, in the table's order.
 COLUMNS = ("predicted_rate", "rate", "standard_error", "label", "confidence", "consistent")
-
-
-def random_instance(
-    cell: Cell, n: int, gain: float, seed: int, T: int, B: int, sizes: dict[str, int], scheme: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Parameters by ``scheme`` with recurrent ``gain`` at state size ``n``, and N(0, 1) inputs (T, B, size).
-
-    The parameters and the inputs draw from ``seed`` (each parameter from its own stream,
-    see :func:`gradflow.init_params`); ``sizes`` fixes the cell's other symbolic sizes.
-
-    Examples
-    --------
-    >>> params, inputs = random_instance(parse_cell("elman"), 4, 0.5, 0, 10, 2, {"m": 3}, "orthogonal")
-    >>> params["W_h"].shape, inputs["x"].shape
-    ((4, 4), (10, 2, 3))
-    """
-    import numpy as np
-
-    from gradflow.numeric import init_params
-
-    every = {**sizes, "n": n}
-    every = {s.name: every[s.name] for s in cell.size_symbols}
-    params = init_params(cell, sizes=every, seed=seed, scheme=scheme, gain=gain)
-    rng = np.random.default_rng(seed)
-    concrete = cell.with_sizes(**every)
-    inputs = {name: rng.normal(size=(T, B, int(size))) for name, size in concrete.inputs.items()}
-    return params, inputs
-
-
-def other_sizes(spec: str, cell: Cell, given: Sequence[str]) -> dict[str, int]:
-    """The cell's symbolic sizes other than ``n``: 4 each, or as ``--sizes m=8`` gives them.
-
-    Raises
-    ------
-    UsageError
-        For a cell without a symbolic state size ``n``, or a size it does not have.
-    """
-    names = {s.name for s in cell.size_symbols}
-    if "n" not in names:
-        raise UsageError(f"cell {spec!r} has no symbolic state size n to set (its sizes: {sorted(names)})")
-    sizes = {name: 4 for name in names - {"n"}}
-    chosen = parse_sizes(list(given))
-    unknown = set(chosen) - (names - {"n"})
-    if unknown:
-        raise UsageError(
-            f"--sizes: cell {spec!r} has no size {', '.join(sorted(unknown))} to set "
-            f"(its other sizes: {sorted(names - {'n'}) or 'none'}; n is set with --n)"
-        )
-    return {**sizes, **chosen}
-
-
-def regime_point(
-    cell: str,
-    n: int,
-    gain: float,
-    repeat: int,
-    seed: int,
-    T: int,
-    B: int,
-    sizes: dict[str, int],
-    scheme: str,
-) -> dict[str, Any]:
-    """The regime of ``cell`` at state size ``n`` and recurrent gain ``gain`` (one grid point).
-
-    ``repeat`` only tells repeats apart (each has its own ``seed``); ``sizes``
-    fixes the cell's other symbolic sizes.
-
-    Examples
-    --------
-    >>> found = regime_point("elman", 8, 0.5, 0, seed=1, T=40, B=2, sizes={"m": 2}, scheme="orthogonal")
-    >>> found["label"], found["consistent"]
-    ('vanishing', True)
-    """
-    from gradflow.numeric import regime
-
-    built = parse_cell(cell)
-    params, inputs = random_instance(built, n, gain, seed, T, B, sizes, scheme)
-    found = regime(built, params, inputs)
-    return {
-        "predicted_rate": found.predicted_rate,
-        "rate": found.rate,
-        "standard_error": found.standard_error,
-        "label": found.label,
-        "confidence": found.confidence,
-        "consistent": found.consistent,
-    }
 
 
 def _positive(kind: type, text: str) -> Any:
@@ -166,7 +80,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     cell = parse_cell(args.cell)  # a bad spec fails here, before any worker starts
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
-    sizes = other_sizes(args.cell, cell, args.sizes)
+    sizes = other_sizes(args.cell, cell, parse_sizes(args.sizes))
     suffix = Path(args.output).suffix.lower() if args.output else None
     if suffix not in (None, ".csv", ".json"):
         raise UsageError(f"-o {args.output}: write .csv or .json")

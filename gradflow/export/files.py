@@ -107,7 +107,9 @@ def compile_pdf(
             try:
                 shutil.copyfile(source_file, copy)
             except OSError as err:
-                raise ExportError(f"cannot copy the resource {name!r} from {str(source_file)!r}: {err}") from err
+                raise ExportError(
+                    f"cannot copy the resource {name!r} from {str(source_file)!r}: {err}"
+                ) from err
         tex = Path(folder) / "document.tex"
         tex.write_text(source, encoding="utf-8")
         command = [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", tex.name]
