@@ -1,10 +1,12 @@
 r"""The ``gradflow`` command.
 
 ``gradflow report`` is the main job: on built-in defaults it writes a folder
-with every built-in cell's derivation (equations, structured step Jacobians,
-chain, Pascanu-style bound and conditions, BPTT adjoints and gradients), its
-unrolled graph (DOT and PNG), and the path counts of skip connections
-through time. ``gradflow derive CELL`` (as text, LaTeX, a
+(:mod:`gradflow.report.cells`) whose ``index.md`` says which built-in cells'
+gradients vanish, which explode, and why (measured rates beside the bound's,
+the vanishing conditions, the figures), with a page per cell (its whole
+derivation, its chain norms, its unrolled graph) and, with pdflatex, all of it
+as ``report.pdf``. ``gradflow plot KIND CELL`` draws one figure
+(:mod:`gradflow.cli.plot`). ``gradflow derive CELL`` (as text, LaTeX, a
 standalone document, Markdown or PDF), ``gradflow graph CELL`` and
 ``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells;
 ``gradflow derivations`` regenerates the repository's ``derivations/`` folder
@@ -24,15 +26,11 @@ Errors exit with status 2 and one line on standard error.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gradflow import cells
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
 from gradflow.cli.check import add_parser as add_check_parser
@@ -58,27 +56,10 @@ from gradflow.graph import (
     write_node_link,
     write_png,
 )
+from gradflow.report.cells import REPORT_CELLS
 from gradflow.symbolic.derivation import derive
 
 __all__ = ["BUILTIN", "main", "parse_cell"]
-
-#: The cells the report covers (combinators included).
-REPORT_CELLS = (
-    "elman",
-    "jordan",
-    "lstm1997",
-    "lstm",
-    "lstm_peephole",
-    "gru",
-    "gru_reset_after",
-    "leaky",
-    "skip(delay=3)",
-    "ctrnn",
-    "indrnn",
-    "minimal",
-    "stack(elman, elman)",
-    "bidirectional(elman)",
-)
 
 
 def describe(cell: Cell) -> str:
@@ -177,107 +158,34 @@ def _cmd_paths(args: argparse.Namespace) -> int:
     return 0
 
 
-def _skip_table(delays: Sequence[int], lags: Sequence[int]) -> str:
-    rows = ["| d | k = i - j | paths h(j) -> h(i) | shortest path | k/d |", "|---|---|---|---|---|"]
-    for d in delays:
-        ug = unroll(cells.skip(delay=d), max(lags) + 1)
-        for k in lags:
-            count = count_paths(ug, ("h", 0), ("h", k))
-            short = shortest_path_length(ug, ("h", 0), ("h", k))
-            rows.append(f"| {d} | {k} | {count} | {short} | {k / d:.1f} |")
-    return "\n".join(rows)
-
-
-REGIME_CELLS = ("elman", "elman('sigmoid')", "leaky", "lstm", "gru")
-
-
-def _regime_table(gains: Sequence[float] = (0.5, 1.0, 3.0)) -> str:
-    """Markdown table: the bound's rate beside the measured rate and regime, per cell and gain."""
-    import numpy as np
-
-    from gradflow.numeric import init_params, regime
-
-    rows = [
-        "| cell | gain | bound's rate | measured rate | regime | within the bound |",
-        "|---|---|---|---|---|---|",
-    ]
-    x = np.random.default_rng(0).normal(size=(60, 2, 4))
-    for spec in REGIME_CELLS:
-        cell = parse_cell(spec)
-        for gain in gains:
-            params = init_params(cell, sizes={"n": 16, "m": 4}, seed=0, scheme="orthogonal", gain=gain)
-            found = regime(cell, params, x)
-            rows.append(
-                f"| {spec} | {gain:g} | {found.predicted_rate:+.3f} | {found.rate:+.3f} | {found.label} | "
-                f"{'yes' if found.consistent else 'NO'} |"
-            )
-    return "\n".join(rows)
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} exists; pass --force to replace it, or --out to choose another folder")
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".gradflow-report-", dir=parent))
-    try:
-        (staging / "graphs").mkdir()
-        sections = [
-            "# gradflow report",
-            "",
-            "Structured step Jacobians (numerator layout) of the built-in cells.",
-            "",
-        ]
-        for spec in REPORT_CELLS:
-            cell = parse_cell(spec)
-            sections += [f"## {spec}", "", "```", describe(cell), "```", ""]
-            longest = max((d for state in cell.states for d in cell.delays(state)), default=1)
-            ug = unroll(cell, max(args.T, longest + 1))
-            slug = "".join(ch if ch.isalnum() else "_" for ch in spec).strip("_")
-            write_dot(ug, staging / "graphs" / f"{slug}.dot")
-            write_png(ug, staging / "graphs" / f"{slug}.png")
-            nodes, edges = ug.graph.number_of_nodes(), ug.graph.number_of_edges()
-            print(f"  {spec:28} {nodes:4} nodes {edges:4} edges (T={ug.T})")
-        (staging / "cells.md").write_text("\n".join(sections), encoding="utf-8")
-        table = _skip_table((2, 3, 4), (6, 12, 24, 48))
-        (staging / "skip_paths.md").write_text(
-            "# Skip connections through time (seed 003, C16)\n\n"
-            "Paths from h(j) to h(i) are the compositions of k into parts 1 and d; the shortest\n"
-            "has floor(k/d) + (k mod d) edges, so the gradient's decay exponent scales with k/d.\n\n"
-            + table
-            + "\n",
-            encoding="utf-8",
-        )
-        print(table)
-        regimes = _regime_table()
-        (staging / "regimes.md").write_text(
-            "# Predicted and measured regimes\n\n"
-            "Each cell is simulated (n = 16, T = 60, B = 2, orthogonal recurrent weights times the gain,\n"
-            "inputs N(0, 1)); the rate is the fitted slope of log ||ds(T)/ds(T-k)||_2 in k (per step,\n"
-            "natural log), the bound's rate is log of the step bound with gamma (Pascanu et al. 2013):\n"
-            "vanishing is guaranteed when it is negative, and no measured rate may exceed it.\n\n"
-            + regimes
-            + "\n",
-            encoding="utf-8",
-        )
-        print(regimes)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    print(f"wrote {out}/ (cells.md, skip_paths.md, regimes.md, graphs/)")
+    from gradflow.report.cells import write_report
+
+    out = write_report(
+        args.out,
+        quick=args.quick,
+        seed=args.seed,
+        force=args.force,
+        graph_T=args.T,
+        pdf=False if args.no_pdf else None,
+    )
+    pdf = " report.pdf," if (out / "report.pdf").exists() else ""
+    print(f"wrote {out}/ (index.md,{pdf} cells/, figures/, graphs/, regimes.md, skip_paths.md)")
+    print(f"open {out / 'index.md'} first: which cells vanish, which explode, and why")
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradflow", description=__doc__.split("\n\n")[0].strip("r"))
     sub = parser.add_subparsers(dest="command", required=True)
-    report = sub.add_parser("report", help="the main job: a folder of derivations and graphs")
+    report = sub.add_parser(
+        "report", help="the main job: a folder with the verdicts, figures and derivations of every cell"
+    )
     report.add_argument("--out", default="gradflow-report", help="folder to write (default gradflow-report)")
     report.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    report.add_argument("--quick", action="store_true", help="small sizes: seconds instead of minutes")
+    report.add_argument("--seed", type=int, default=0, help="seed of every random instance (default 0)")
+    report.add_argument("--no-pdf", action="store_true", help="do not write report.pdf (needs pdflatex)")
     report.add_argument(
         "-T", type=int, default=4, help="steps of the drawn graphs (default 4; more where a delay needs it)"
     )

@@ -94,13 +94,14 @@ def band(values: np.ndarray, quantiles: tuple[float, float], axis: int = -1) -> 
     """Median and the two quantiles of ``values`` along ``axis`` (the batch), ``-inf`` kept as such."""
     low, high = quantiles
     # -inf (a norm that is exactly 0) as the most negative float, so that interpolating between two
-    # of them is not inf - inf; a quantile that lands there is -inf again
+    # of them is not inf - inf; a quantile that lands anywhere near there (an interpolation between it
+    # and a real value; no log of a float is below -1e300) is -inf again
     floor = np.finfo(float).min
     finite = np.where(np.isneginf(values), floor, values)
     out = []
     for q in (0.5, low, high):
         value = np.quantile(finite, q, axis=axis)
-        out.append(np.where(value < floor / 2, -np.inf, value))
+        out.append(np.where(value < -1e300, -np.inf, value))
     return tuple(out)
 
 

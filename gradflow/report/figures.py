@@ -57,6 +57,15 @@ def has_bound(cell: Any) -> str | None:
     return None
 
 
+def directions(cell: Any) -> list[tuple[str, list[str] | None]]:
+    """The chains a cell has: one (all states), or one per direction of time (a bidirectional layer)."""
+    forward = [s for s in cell.states if s not in cell.backward]
+    backward = [s for s in cell.states if s in cell.backward]
+    if forward and backward:
+        return [("forwards", forward), ("backwards", backward)]
+    return [("", None)]
+
+
 def chain_norms_figure(
     specs: Sequence[str],
     gains: Sequence[float],
@@ -82,7 +91,9 @@ def chain_norms_figure(
     series: dict[str, Any] = {}
     regimes: dict[str, Any] = {}
     for spec in specs:
-        reason = has_bound(parse_cell(spec)) if bounds is not False else "not asked"
+        cell = parse_cell(spec)
+        groups = directions(cell)
+        reason = has_bound(cell) if bounds is not False else "not asked"
         if reason is not None and bounds is True:
             raise UsageError(
                 f"cell {spec!r} has no chain bound to draw ({reason}); pass --no-bound for the measured "
@@ -90,11 +101,14 @@ def chain_norms_figure(
             )
         for gain in gains:
             cell, params, inputs, _ = instance(spec, setting, gain)
-            chain = gf.jacobian_chain(cell, params, inputs)
             label = f"{spec}, gain {gain:g}" if len(gains) > 1 or len(specs) == 1 else spec
-            if reason is not None:
-                series[label], regimes[label] = chain, None
+            if reason is not None or len(groups) > 1:
+                for direction, states in groups:
+                    chain = gf.jacobian_chain(cell, params, inputs, states=states)
+                    named = f"{label} ({direction})" if direction else label
+                    series[named], regimes[named] = chain, None
                 continue
+            chain = gf.jacobian_chain(cell, params, inputs)
             regimes[label] = gf.regime(cell, params, inputs)
             series[label] = (gf.bound_vs_measured(cell, params, inputs, chain=chain), regimes[label])
     head = title or f"Jacobian chain norms against the lag ({setting.describe()})"

@@ -19,32 +19,6 @@ def run(capsys, *argv):
     return status, out, err
 
 
-def test_report_writes_the_folder_and_refuses_to_overwrite(tmp_path, capsys):
-    out = tmp_path / "rep"
-    status, _, _ = run(capsys, "report", "--out", str(out), "-T", "2")
-    assert status == 0
-    cells_md = (out / "cells.md").read_text(encoding="utf-8")
-    assert "∂c^(t)/∂c^(t-1) = I" in cells_md  # the 1997 LSTM's constant error carousel
-    assert "∂c^(t)/∂c^(t-1) = diag(f^(t))" in cells_md  # with a forget gate
-    assert "| 3 | 48 | 56849086 | 16 | 16.0 |" in (out / "skip_paths.md").read_text(encoding="utf-8")
-    pngs = sorted(p.name for p in (out / "graphs").glob("*.png"))
-    assert len(pngs) == 14 and all((out / "graphs" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
-    regimes = (out / "regimes.md").read_text(encoding="utf-8").splitlines()
-    rows = [
-        line
-        for line in regimes
-        if line.startswith("| elman") or line.startswith("| l") or line.startswith("| g")
-    ]
-    assert len(rows) == 15 and not any("| NO |" in row for row in rows)  # measured never above the bound
-    assert "| elman | 0.5 |" in regimes[-15] and "vanishing" in regimes[-15]  # gamma ||W_h|| = 0.5 < 1
-    before = (out / "cells.md").stat().st_mtime_ns
-    status, _, err = run(capsys, "report", "--out", str(out))
-    assert status == 2 and "exists" in err and err.count("\n") == 1
-    assert (out / "cells.md").stat().st_mtime_ns == before
-    assert run(capsys, "report", "--out", str(out), "--force", "-T", "1")[0] == 0
-    assert not list(tmp_path.glob(".gradflow-report-*"))  # no staging folder left behind
-
-
 def test_derive_prints_equations_and_jacobians(capsys):
     status, out, _ = run(capsys, "derive", "skip(delay=4)")
     assert status == 0

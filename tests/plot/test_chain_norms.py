@@ -137,3 +137,15 @@ def test_a_cell_without_a_bound_is_a_gradflow_error():
     with pytest.raises(GradflowError, match="delays"):
         gf.plot.chain_norms(gf.bound_vs_measured(cell, params, x))
     assert len(gf.plot.chain_norms(gf.jacobian_chain(cell, params, x)).axes[0].get_lines()) == 1
+
+
+def test_a_median_between_zero_and_a_norm_is_minus_infinity():
+    """Two sequences, one chain exactly 0: the median lands between -inf and a real log, and is -inf."""
+    from gradflow.plot._style import band
+
+    values = np.array([[0.0, 0.0], [-np.inf, -1e-16], [-np.inf, -np.inf]])
+    median, low, high = band(values, (0.1, 0.9), axis=1)
+    assert median[0] == 0.0 and np.isneginf(median).tolist() == [False, True, True]
+    assert np.isneginf(low[1]) and np.isneginf(high[1])
+    median, low, high = band(np.array([[-np.inf, -1.0, -2.0]]), (0.1, 0.9), axis=1)
+    assert median[0] == -2.0 and np.isneginf(low[0]) and high[0] == pytest.approx(-1.2)
