@@ -412,7 +412,6 @@ def _skip_paths(
         "⌊k/d⌋ + (k mod d) edges, so the gradient's decay exponent scales with k/d.\n\n" + table + "\n",
         encoding="utf-8",
     )
-    return table
 
 
 def _regimes_page(folder: Path, results: list[_CellResult], sizes: ReportSettings) -> None:
