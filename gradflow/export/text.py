@@ -118,6 +118,20 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         p = "" if expr.p == 2 else f"_{sp.sstr(expr.p)}"
         return f"‖{self._print(expr.arg)}‖{p}"
 
+    def _print_Unit(self, expr: Any) -> str:
+        text = self._print(expr.vector)
+        return f"{text}_k" if isinstance(expr.vector, Signal | sp.MatrixSymbol) else f"({text})_k"
+
+    def _print_UnitMax(self, expr: Any) -> str:
+        return f"max_k({self._print(expr.expr)})"
+
+    def _print_BlockBound(self, expr: Any) -> str:
+        return ("β̄" if expr.gamma_form else "β") + "_{" + ",".join(expr.block) + "}"
+
+    def _print_UnitRate(self, expr: Any) -> str:
+        base = expr.name.rstrip("'")
+        return {"rho": "ρ", "rhobar": "ρ̄"}.get(base, base) + expr.name[len(base) :] + "_k"
+
     def _print_MatPow(self, expr: sp.MatPow) -> str:
         return f"{self._product_factor(expr.base)}^({sp.sstr(expr.exp)})"
 
