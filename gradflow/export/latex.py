@@ -214,7 +214,8 @@ class LatexPrinter(DerivationLatexPrinter):
         return " ".join([*(str(self.parenthesize(f, PRECEDENCE["Mul"])) for f in leading), str(tail)])
 
     def _print_Abs(self, expr: sp.Abs, exp: Any = None) -> str:
-        text = f"|{self._print(expr.args[0])}|"
+        r"""``{|x|}``: braced, so that bars side by side (:math:`|a|\,N + |b|`) pair up for every reader."""
+        text = f"{{|{self._print(expr.args[0])}|}}"
         return text if exp is None else f"{text}^{{{exp}}}"
 
     # -- matrix algebra ----------------------------------------------------------

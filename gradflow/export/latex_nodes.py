@@ -16,7 +16,9 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter as SympyLatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from gradflow.export.names import name_parts
+from gradflow.cells.expr import Elementwise, Signal
+from gradflow.export.names import latex_name, name_parts
+from gradflow.symbolic.bound_nodes import BlockBound, Unit, UnitMax, UnitRate
 from gradflow.symbolic.bptt import PathSum
 from gradflow.symbolic.hochreiter import ErrorSignal, OpaqueDerivative
 from gradflow.symbolic.nodes import BOUND_T, Adjoint, Chain, MatSum, Norm, Partial, Rows
@@ -108,6 +110,31 @@ class DerivationLatexPrinter(SympyLatexPrinter):  # type: ignore[misc]
         p = expr.p
         sub = r"\infty" if p == sp.oo else (p.name if hasattr(p, "name") else self._print(p))
         return rf"\left\lVert {self._print(expr.arg)} \right\rVert_{{{sub}}}"
+
+    def _print_Unit(self, expr: Unit) -> str:
+        vector = expr.vector
+        if isinstance(vector, Signal | sp.MatrixSymbol):
+            label, bracket = name_parts(vector.name, bool(self._settings.get("bold_vectors")))
+            if "_" not in label and "^" not in label:  # z_{k}^{(t)}: the unit below, the time above
+                time = f"({self._time(vector.time)})" if isinstance(vector, Signal) else ""
+                return f"{label}_{{k}}" + (f"^{{{bracket}{time}}}" if bracket or time else "")
+            return f"{{{self._print(vector)}}}_{{k}}"
+        text = self._print(vector)
+        if isinstance(vector, Elementwise) and text.endswith(r"\right)"):
+            return f"{text}_{{k}}"
+        return rf"\left({text}\right)_{{k}}"
+
+    def _print_UnitMax(self, expr: UnitMax) -> str:
+        return rf"\max_{{k}} \left({self._print(expr.expr)}\right)"
+
+    def _print_UnitRate(self, expr: UnitRate) -> str:
+        base = expr.name.rstrip("'")
+        symbol = {"rho": r"\rho", "rhobar": r"\bar{\rho}"}.get(base, self._print(sp.Symbol(base)))
+        return f"{symbol}{expr.name[len(base) :]}_{{k}}"
+
+    def _print_BlockBound(self, expr: BlockBound) -> str:
+        symbol = r"\bar{\beta}" if expr.gamma_form else r"\beta"
+        return f"{symbol}_{{{','.join(latex_name(name) for name in expr.block)}}}"
 
     def _print_Product(self, expr: sp.Product) -> str:
         if len(expr.limits) == 1 and not expr.limits[0][1].is_number:  # prod_{j<t<=i}, as the chains

@@ -147,9 +147,18 @@ def _break(expr: sp.Basic, printer: LatexPrinter, width: float) -> list[str]:
 
 
 def _product_lines(expr: sp.Mul, printer: LatexPrinter, width: float, text: str) -> list[str]:
-    """A scalar product in lines (sympy's order of factors kept)."""
+    """A scalar product in lines, its factors in the printer's order (parenthesized sums first, as printed)."""
     factors = list(expr.as_ordered_factors())
     printed = [str(printer.parenthesize(f, PRECEDENCE["Mul"])) for f in factors]
+    if " ".join(printed) != text:  # the printer's order: (1 - alpha) gamma, the sums before the rest
+        leading = [
+            f for f in factors if isinstance(f, sp.Add) or (f.is_Pow and isinstance(f.base, sp.Add | sp.Mul))
+        ]
+        rest = [f for f in factors if f not in leading]
+        if leading and rest:
+            factors = [*leading, sp.Mul(*rest)]
+            printed = [str(printer.parenthesize(f, PRECEDENCE["Mul"])) for f in leading]
+            printed.append(str(printer._print(factors[-1])))
     if " ".join(printed) != text:  # a fraction, a sign, a number: printed otherwise; keep it whole
         return [text]
     return _factors_lines(factors, printed, printer, width, text)
@@ -163,8 +172,9 @@ def _factors_lines(
     factor = factors[widest]
     if isinstance(factor, sp.Add | sp.MatAdd | sp.HadamardProduct) and printed[widest].startswith(r"\left("):
         prefix, suffix = " ".join(printed[:widest]), " ".join(printed[widest + 1 :])
-        if visible_width(suffix) < width / 2:
-            return _wrap(prefix, suffix, _break(factor, printer, width - 4), width)
+        inner = _break(factor, printer, width - 4) if visible_width(suffix) < width / 2 else []
+        if len(inner) > 1:  # a factor that fits a line whole is better moved to a line of its own
+            return _wrap(prefix, suffix, inner, width)
     if len(factors) < 2:
         return [text]
     pieces = [

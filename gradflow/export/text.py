@@ -163,6 +163,23 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         p = "" if expr.p == 2 else f"_{self._print(expr.p)}"
         return f"‖{self._print(expr.arg)}‖{p}"
 
+    def _print_Unit(self, expr: Any) -> str:
+        text = self._print(expr.vector)
+        simple = isinstance(expr.vector, Signal) or (
+            isinstance(expr.vector, sp.MatrixSymbol) and "_" not in text
+        )
+        return f"{text}_k" if simple else f"({text})_k"
+
+    def _print_UnitMax(self, expr: Any) -> str:
+        return f"max_k({self._print(expr.expr)})"
+
+    def _print_BlockBound(self, expr: Any) -> str:
+        return ("β̄" if expr.gamma_form else "β") + "_{" + ",".join(expr.block) + "}"
+
+    def _print_UnitRate(self, expr: Any) -> str:
+        base = expr.name.rstrip("'")
+        return {"rho": "ρ", "rhobar": "ρ̄"}.get(base, base) + expr.name[len(base) :] + "_k"
+
     def _print_MatPow(self, expr: sp.MatPow) -> str:
         return self._power(self._product_factor(expr.base), expr.exp)
 
@@ -241,8 +258,6 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         if not denominator:
             return text
         below = " ".join(self._scalar_factor(f) for f in denominator)
-        if len(numerator) > 1 and not (len(numerator) == 1 and not isinstance(numerator[0], sp.Add)):
-            text = f"({text})"
         return f"{text}/{below if len(denominator) == 1 else '(' + below + ')'}"
 
     def _power(self, base: str, exp: sp.Basic) -> str:
@@ -290,6 +305,10 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         terms = list(expr.args)
         if len(terms) > 1 and terms[0].is_number and terms[0].is_negative:
             terms = [*terms[1:], terms[0]]
+        if terms and terms[0].could_extract_minus_sign():  # a positive term first: h - h̃, not -h̃ + h
+            first = next((k for k, term in enumerate(terms) if not term.could_extract_minus_sign()), None)
+            if first is not None:
+                terms.insert(0, terms.pop(first))
         return signed_sum([self._print(term) for term in terms])
 
     def _print_Function(self, expr: Any) -> str:

@@ -20,49 +20,12 @@ import sympy as sp
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
+from gradflow.numeric._bound_kernels import lower_bound
 from gradflow.numeric.chain import ChainResult, _select, chain_of
-from gradflow.numeric.lower import Emitter
-from gradflow.numeric.scalar import ScalarPrinter
 from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
 from gradflow.symbolic.bounds import chain_bound
-from gradflow.symbolic.jacobian import Diag
-from gradflow.symbolic.nodes import Norm
 
 __all__ = ["BoundComparison", "Regime", "bound_vs_measured", "regime"]
-
-
-def _lower_bound(problem: Problem, expr: sp.Expr) -> tuple[Any, frozenset[tuple[str, int]]]:
-    """A kernel ``f(xp, P, R, dtype)`` of a scalar bound expression, and the signals it reads."""
-    cell = problem.cell
-    emitter = Emitter(set(cell.params))
-    names: dict[sp.Basic, str] = {}
-    replaced: dict[sp.Basic, sp.Symbol] = {}
-    for k, norm in enumerate(sorted(expr.atoms(Norm), key=sp.default_sort_key)):
-        replaced[norm] = sp.Symbol(f"norm{k}", nonnegative=True)
-        names[replaced[norm]] = emitter.assign(_norm_code(emitter, norm))
-    expr = expr.xreplace(replaced)
-    for symbol in expr.free_symbols:
-        if symbol.name in cell.params:
-            names[symbol] = f"P[{symbol.name!r}]"
-    unknown = expr.free_symbols - set(names)
-    if unknown:
-        raise GradflowError(f"cannot evaluate the bound {expr}: unknown symbols {unknown}")
-    code = ScalarPrinter(names).print(expr)
-    _, function = emitter.function("bound", "xp, P, R, dtype", code)
-    return function, frozenset(emitter.reads)
-
-
-def _norm_code(emitter: Emitter, norm: Norm) -> str:
-    arg, p = norm.arg, norm.p
-    if isinstance(arg, Diag) and p == 2:
-        return f"xp.max(xp.abs({emitter.vector(arg.vector)}), axis=-1)"
-    if isinstance(arg, sp.Identity):
-        return "1.0"
-    if p == sp.oo and arg.shape[1] == 1:
-        return f"xp.max(xp.abs({emitter.vector(arg)}), axis=-1)"
-    if isinstance(arg, sp.MatrixSymbol) and p == 2:
-        return f"xp.linalg.matrix_norm(P[{arg.name!r}], ord=2)"
-    raise GradflowError(f"cannot evaluate the norm {norm} numerically")
 
 
 @dataclass
@@ -144,8 +107,8 @@ def bound_vs_measured(
     else:
         _check_chain(problem, values, chain)
     xp = problem.xp
-    step_kernel, step_reads = _lower_bound(problem, bound.step)
-    gamma_kernel, gamma_reads = _lower_bound(problem, bound.step_gamma)
+    step_kernel, step_reads = lower_bound(problem.cell, bound.step)
+    gamma_kernel, gamma_reads = lower_bound(problem.cell, bound.step_gamma)
     P, dtype_ = problem.params, problem.compiled.dtype
     a = chain.anchor
     backward = chain.states[0] in problem.cell.backward

@@ -17,7 +17,8 @@ import sympy as sp
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import t
 from gradflow.errors import GradflowError
-from gradflow.symbolic.bounds import chain_bound
+from gradflow.symbolic.bound_nodes import BlockBound, UnitRate
+from gradflow.symbolic.bounds import ROW_BY_ROW, chain_bound
 from gradflow.symbolic.bptt import (
     _lags,
     adjoint,
@@ -208,19 +209,28 @@ def _chain_and_bounds(cell: Cell) -> list[Step]:
         Step(
             "Bound",
             sp.Le(norm, bound.chain, evaluate=False),
-            "Submultiplicativity of the spectral norm, factor by factor.",
+            "Submultiplicativity of the spectral norm, factor by factor"
+            + (
+                "; blocks by the spectral norm of the matrix of their bounds"
+                if isinstance(state_jacobian(cell), sp.BlockMatrix)
+                else ""
+            )
+            + ".",
             PASCANU,
         ),
+        *_definitions(bound.step),
         Step(
             "Bound",
             sp.Le(norm, bound.chain_gamma, evaluate=False),
-            "With γ = sup|σ′| bounding every derivative factor.",
+            "With γ = sup|σ′| bounding every derivative factor"
+            + ("; gates and states keep their values at step t." if bound.step_gamma.has(t) else "."),
             PASCANU,
         ),
+        *_definitions(bound.step_gamma),
         Step(
             "Vanishing condition",
             bound.vanishing,
-            "Sufficient for vanishing: the bound then decays exponentially in i - j.",
+            "Sufficient for vanishing: the bound then decays exponentially in i - j." + _never_met(cell),
             PASCANU,
         ),
         Step(
@@ -230,6 +240,57 @@ def _chain_and_bounds(cell: Cell) -> list[Step]:
             PASCANU,
         ),
     ]
+
+
+def _never_met(cell: Cell) -> str:
+    """A sentence for a cell whose step Jacobian has an identity block on its diagonal (the 1997 LSTM's CEC)."""
+    jacobian = state_jacobian(cell)
+    if not isinstance(jacobian, sp.BlockMatrix):
+        return ""
+    blocks = jacobian.blocks
+    kept = [s for r, s in enumerate(cell.states) if isinstance(blocks[r, r], sp.Identity)]
+    if not kept:
+        return ""
+    return (
+        f" It is never met here: ∂{kept[0]}/∂{kept[0]} is I (the constant error carousel), so every step "
+        "Jacobian has norm at least 1; a chain may still decay through the other blocks, but no bound of "
+        "one step can show it."
+    )
+
+
+def _block_bounds(step: sp.Expr) -> list[BlockBound]:
+    """The named block bounds of a step bound, row by row as they stand in the matrix of bounds."""
+    found: list[BlockBound] = []
+    for norm in sorted(step.atoms(Norm), key=sp.default_sort_key):
+        if isinstance(norm.arg, sp.ImmutableMatrix):
+            found += [entry for entry in norm.arg if isinstance(entry, BlockBound) and entry not in found]
+    return found
+
+
+def _definitions(step: sp.Expr) -> list[Step]:
+    """The block bounds and per-unit rates a step bound names, each defined in a step of its own."""
+    steps = [
+        Step(
+            "Bound",
+            sp.Eq(block, block.definition, evaluate=False),
+            f"The bound of the block ∂{block.block[0]}/∂{block.block[1]}"
+            + (", with γ." if block.gamma_form else ", by the same inequalities."),
+            PASCANU,
+        )
+        for block in _block_bounds(step)
+    ]
+    for rate in sorted(step.atoms(UnitRate), key=sp.default_sort_key):
+        if rate.name.startswith("rhobar"):
+            prose = "The rate of unit k with γ bounding its derivative factors."
+        else:
+            prose = (
+                "The rate of unit k: each term diag(w) M of the step Jacobian adds |w_k| times the bound of M. "
+                "A gate that keeps the state and one that lets the candidate in add up to 1 (z_k and 1 - z_k), "
+                "so the rate is below 1 when the paths through the candidate are; the bound above is the "
+                "Cauchy-Schwarz inequality applied row by row, which holds for the spectral norm."
+            )
+        steps.append(Step("Bound", sp.Eq(rate, rate.definition, evaluate=False), prose, ROW_BY_ROW))
+    return steps
 
 
 def _adjoints(cell: Cell) -> list[Step]:

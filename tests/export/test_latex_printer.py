@@ -13,6 +13,7 @@ from gradflow.export import LatexPrinter, to_latex
 from gradflow.export.names import escape_markdown, escape_text, latex_name
 from gradflow.graph.labels import latex_label
 from gradflow.symbolic import chain_bound, parameter_gradient, step_jacobian
+from gradflow.symbolic.bound_nodes import BlockBound, Unit, UnitMax, UnitRate
 from gradflow.symbolic.bptt import chain
 from gradflow.symbolic.nodes import Norm
 
@@ -212,21 +213,24 @@ def test_escape_text_and_markdown():
 # -- round trips: scalar expressions back through sympy's parse_latex ----------------------------
 
 
+def _opaque(expr):
+    """The operands of the scalar arithmetic of ``expr`` that parse_latex does not know: norms, maxima, components."""
+    if isinstance(expr, sp.Add | sp.Mul | sp.Pow | sp.Abs):
+        return set().union(*(_opaque(a) for a in expr.args))
+    return {expr} if isinstance(expr, Norm | UnitMax | BlockBound | Unit | UnitRate) else set()
+
+
 def _round_trip(expr):
-    """Parse the printed LaTeX back; norms (which parse_latex does not know) stand as symbols N_k."""
+    """Parse the printed LaTeX back; norms, maxima and components (unknown to parse_latex) stand as symbols N_k."""
     tex = to_latex(expr)
     atoms = {}
-    for k, norm in enumerate(sorted(expr.atoms(Norm), key=sp.default_sort_key)):
-        tex = tex.replace(to_latex(norm), f"N_{{{k}}}")
-        atoms[norm] = parse_latex(f"N_{{{k}}}")
-    atoms.update(
-        {
-            s: parse_latex(to_latex(s))
-            for s in expr.free_symbols
-            if not any(s in n.free_symbols for n in expr.atoms(Norm))
-        }
-    )
-    return parse_latex(tex), expr.xreplace(atoms)
+    opaque = sorted(_opaque(expr), key=lambda a: (-len(to_latex(a)), sp.default_sort_key(a)))
+    for k, node in enumerate(opaque):  # the longest first: a component's text may lie inside another's
+        tex = tex.replace(to_latex(node), f"N_{{{k}}}")
+        atoms[node] = parse_latex(f"N_{{{k}}}")
+    rest = expr.xreplace(atoms)
+    symbols = rest.free_symbols - set(atoms.values())
+    return parse_latex(tex), rest.xreplace({s: parse_latex(to_latex(s)) for s in symbols})
 
 
 @pytest.mark.parametrize(
@@ -258,6 +262,10 @@ def test_bounds_round_trip(spec):
     if not bound.chain_gamma.has(sp.Product):
         parsed, original = _round_trip(bound.chain_gamma)
         assert sp.simplify(parsed - original) == 0
+    named = {*bound.step.atoms(UnitRate, BlockBound), *bound.step_gamma.atoms(UnitRate, BlockBound)}
+    for node in named:  # the definitions the derivations print beside the bound
+        parsed, original = _round_trip(node.definition)
+        assert sp.simplify(parsed - original) == 0, to_latex(node.definition)
 
 
 def test_powers_of_norms_round_trip():
