@@ -1,9 +1,9 @@
-"""The hand-set LSTM memory cell of the Datawhale notes (seed 004, C22), run from the cell's own equations."""
+"""The hand-set LSTM memory cell of the Datawhale notes (seed 004, C22): gf.simulate, and its sympy referee."""
 
 from __future__ import annotations
 
 import importlib.util
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -24,10 +24,12 @@ def example() -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
+    sys.path.insert(0, str(EXAMPLE.parent))  # the example imports its shared module, _example
     try:
         spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
+        sys.path.remove(str(EXAMPLE.parent))
     return module
 
 
@@ -35,6 +37,29 @@ def test_memory_and_output_follow_the_notes(example: ModuleType) -> None:
     memory, output = example.run_memory_example()
     assert memory == pytest.approx(MEMORY, abs=1e-3)
     assert output == pytest.approx(OUTPUT, abs=1e-3)
+    assert list(example.MEMORY) == MEMORY and list(example.OUTPUT) == OUTPUT  # the verdicts' targets
+
+
+def test_simulation_agrees_with_the_sympy_referee(example: ModuleType) -> None:
+    """gf.simulate (compiled kernels) and evaluate_step (the equations in sympy, 30 digits) agree."""
+    trajectory = example.simulate_memory_example()
+    referee = example.referee_memory_example()
+    assert len(referee) == len(example.INPUTS)
+    for step, values in enumerate(referee):
+        assert set(values) == {"f", "i", "o", "c_tilde", "c", "h"}
+        for name, value in values.items():
+            index = step + 1 if name in ("c", "h") else step  # states keep the initial value at index 0
+            assert float(trajectory[name][index, 0, 0]) == pytest.approx(value, abs=1e-12)
+    memory, output = example.run_memory_example()
+    assert memory == pytest.approx([v["c"] for v in referee], abs=1e-12)
+    assert output == pytest.approx([v["h"] for v in referee], abs=1e-12)
+
+
+def test_the_example_follows_its_parameters(example: ModuleType) -> None:
+    """Change a weight and the simulation follows: nothing is fixed but the parameters."""
+    params = dict(example.PARAMS, U_c=[[2, 0, 0]])  # the candidate writes 2 x1
+    memory, _ = example.run_memory_example(params=params)
+    assert memory == pytest.approx([2 * v for v in MEMORY], abs=2e-3)
 
 
 def test_the_example_uses_the_builtin_lstm(example: ModuleType) -> None:
@@ -81,11 +106,18 @@ def test_evaluate_step_says_what_is_missing(example: ModuleType) -> None:
         )
 
 
-def test_script_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    runpy.run_path(str(EXAMPLE), run_name="__main__")
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert "memory" in lines[0] and "output" in lines[0]
-    assert len(lines) == 1 + len(MEMORY)
-    rows = [line.split()[-2:] for line in lines[1:]]
+def test_script_prints_the_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    header = next(k for k, line in enumerate(lines) if "memory" in line and "output" in line and "x1" in line)
+    rows = [line.split()[-2:] for line in lines[header + 1 : header + 1 + len(MEMORY)]]
     assert [float(c) for c, _ in rows] == pytest.approx(MEMORY, abs=1e-3)
     assert [float(h) for _, h in rows] == pytest.approx(OUTPUT, abs=1e-3)
+    assert "does not hold" not in done.stdout
+    assert (tmp_path / "hand_set_lstm_memory.png").exists()
