@@ -34,6 +34,7 @@ from gradflow.numeric import (
     regime,
     simulate,
 )
+from gradflow.report.model import analyze
 from gradflow.sweep import sweep
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
 
@@ -59,6 +60,7 @@ __all__ = [
     "UnrolledGraph",
     "UnsupportedCellError",
     "__version__",
+    "analyze",
     "as_activation",
     "bound_vs_measured",
     "bptt",

@@ -6,7 +6,8 @@ gradients vanish, which explode, and why (measured rates beside the bound's,
 the vanishing conditions, the figures), with a page per cell (its whole
 derivation, its chain norms, its unrolled graph) and, with pdflatex, all of it
 as ``report.pdf``. ``gradflow plot KIND CELL`` draws one figure
-(:mod:`gradflow.cli.plot`). ``gradflow derive CELL`` (as text, LaTeX, a
+(:mod:`gradflow.cli.plot`); ``gradflow analyze MODEL`` diagnoses a trained
+PyTorch model (:mod:`gradflow.cli.analyze`). ``gradflow derive CELL`` (as text, LaTeX, a
 standalone document, Markdown or PDF), ``gradflow graph CELL`` and
 ``gradflow paths CELL`` do one part each; ``gradflow cells`` lists the cells;
 ``gradflow derivations`` regenerates the repository's ``derivations/`` folder
@@ -33,6 +34,7 @@ from typing import Any
 
 from gradflow._io import atomic_write
 from gradflow.cells.cell import Cell
+from gradflow.cli.analyze import add_parser as add_analyze_parser
 from gradflow.cli.check import add_parser as add_check_parser
 from gradflow.cli.plot import add_parser as add_plot_parser
 from gradflow.cli.specs import BUILTIN, parse_cell, parse_sizes
@@ -233,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     add_check_parser(sub)
     add_sweep_parser(sub)
     add_plot_parser(sub)
+    add_analyze_parser(sub)
     return parser
 
 

@@ -291,6 +291,8 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
 
     def _index(self, expr: sp.Basic) -> str:
         """A time, a bound or a limit with the symbols first, as written by hand: ``t - 1``, ``j + 1``."""
+        if not isinstance(expr, sp.Expr):
+            return self._print(expr)
         expr = sp.expand(expr)
         if isinstance(expr, sp.Add):
             terms = sorted(
@@ -310,6 +312,20 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
             if first is not None:
                 terms.insert(0, terms.pop(first))
         return signed_sum([self._print(term) for term in terms])
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """``{g if ‖g‖ ≤ θ; θ g/‖g‖ otherwise}``."""
+        pieces = []
+        for value, condition in expr.args:
+            when = "otherwise" if condition == sp.true else f"if {self._print_condition(condition)}"
+            pieces.append(f"{self._print(value)} {when}")
+        return "{" + "; ".join(pieces) + "}"
+
+    def _print_condition(self, condition: Any) -> str:
+        if isinstance(condition, sp.core.relational.Relational):
+            op = _RELATIONS.get(condition.rel_op, condition.rel_op)
+            return f"{self._print(condition.lhs)} {op} {self._print(condition.rhs)}"
+        return self._print(condition)
 
     def _print_Function(self, expr: Any) -> str:
         return f"{text_name(type(expr).__name__)}(" + ", ".join(self._index(a) for a in expr.args) + ")"

@@ -41,6 +41,9 @@ LN10 = math.log(10.0)
 #: File formats :func:`save` writes, by suffix.
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
+#: Legend labels are wrapped at this many characters.
+LEGEND_WIDTH = 40
+
 #: Sizes in inches at 100 dpi: one axes, and one row of panels.
 SINGLE = (8.0, 4.8)
 
@@ -268,17 +271,30 @@ def _number_clip_paths(path: Path) -> None:
 
 
 def legend(ax: Any, handles: list[Any] | None = None, *, below: bool = False) -> Any:
-    """A legend outside the axes (never over the data or the labels): on the right, or below."""
+    """A legend outside the axes (never over the data or the labels): on the right, or below.
+
+    Labels longer than :data:`LEGEND_WIDTH` characters are wrapped, so that a long label never
+    squeezes the axes.
+    """
+    import textwrap
+
     if handles is None:
         handles, _ = ax.get_legend_handles_labels()
     if not handles:
         return None
+    labels = [
+        "\n".join(
+            textwrap.fill(line, LEGEND_WIDTH, subsequent_indent="  ")
+            for line in str(h.get_label()).split("\n")
+        )
+        for h in handles
+    ]
     place: dict[str, Any]
     if below:
         place = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14)}
     else:
         place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
-    return ax.legend(handles=handles, frameon=False, fontsize="small", **place)
+    return ax.legend(handles, labels, frameon=False, fontsize="small", **place)
 
 
 def finite_or_none(values: np.ndarray) -> np.ndarray:

@@ -107,3 +107,9 @@ def test_no_sympy_str_in_the_classics(name):
     ]
     leaks = [(leak, line.strip()[:120]) for line in equations for leak in LEAKS if leak in line]
     assert not leaks, leaks
+
+
+def test_piecewise():
+    g, theta = sp.symbols("g theta", positive=True)
+    clipped = sp.Piecewise((g, g <= theta), (theta * g / sp.Symbol("n"), True))
+    assert to_text(clipped) == "{g if g ≤ θ; g θ/n otherwise}"
