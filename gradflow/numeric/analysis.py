@@ -212,6 +212,7 @@ def regime(
     *,
     tolerance: float = 1e-3,
     skip: int = 1,
+    chain: ChainResult | None = None,
     backend: Any = None,
     dtype: Any = None,
 ) -> Regime:
@@ -223,6 +224,9 @@ def regime(
         Rates within ``±tolerance`` per step count as neutral (finite, >= 0).
     skip : int
         Lags below ``skip`` are left out of the fit (the identity at lag 0); needs ``T >= skip + 2``.
+    chain : ChainResult, optional
+        :func:`~gradflow.numeric.chain.jacobian_chain` of the same simulation, when it is at hand:
+        it is checked and used instead of computing the chain again (as for :func:`bound_vs_measured`).
 
     Raises
     ------
@@ -252,7 +256,7 @@ def regime(
         raise GradflowError(f"tolerance must be a finite number >= 0 (a rate per step), got {tolerance!r}")
     if isinstance(skip, bool) or not isinstance(skip, numbers.Integral) or skip < 0:
         raise GradflowError(f"skip must be an int >= 0 (lags left out of the fit), got {skip!r}")
-    comparison = bound_vs_measured(cell, params, inputs, initial, backend=backend, dtype=dtype)
+    comparison = bound_vs_measured(cell, params, inputs, initial, chain=chain, backend=backend, dtype=dtype)
     all_logs = to_numpy(comparison.log_actual)
     logs = all_logs[skip:]
     lags = to_numpy(comparison.lags)[skip:].astype(float)

@@ -46,7 +46,8 @@ def cliff(
     -------
     matplotlib.figure.Figure
         The surface as a colour map of :math:`\log_{10} L` (grey where the simulation
-        overflowed or the loss is 0), the paths as lines from a circle (start) to a cross (end);
+        overflowed or the loss is 0; the scale starts at the 1st percentile, so that a few points
+        on a valley of nearly zero loss do not take it all), the paths as lines from a circle (start) to a cross (end);
         the legend gives each path's loss before and after, and how many of its steps were
         clipped. A path that leaves the surface's range is cut at its edge.
 
@@ -92,14 +93,28 @@ def cliff(
     from matplotlib import colormaps
 
     figure, (axes,) = figure_axes(ax, size=(8.4, 5.2))
+    finite = logs[np.isfinite(logs)]
+    # a few grid points on a valley where L is nearly 0 (1e-30) would take the whole colour scale:
+    # the scale spans the 1st percentile to the largest value, and lower values take its end
+    low = float(np.percentile(finite, 1.0)) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 1.0
     image = axes.pcolormesh(
         x,
         y,
         np.ma.masked_invalid(logs),
         shading="nearest",
         cmap=colormaps["cividis"].with_extremes(bad="#BBBBBB"),
+        vmin=low,
+        vmax=high if high > low else low + 1.0,
     )
-    figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02).set_label(r"$\log_{10} L$")
+    bar = figure.colorbar(
+        image,
+        ax=axes,
+        fraction=0.05,
+        pad=0.02,
+        extend="min" if finite.size and finite.min() < low else "neither",
+    )
+    bar.set_label(r"$\log_{10} L$")
     for index, (label, path) in enumerate(series.items()):
         points = to_numpy(path.params)[:, columns[label]]
         losses = to_numpy(path.loss)

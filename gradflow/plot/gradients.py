@@ -266,7 +266,7 @@ def truncation(
             color=colour(2),
             lw=1.6,
             ms=5,
-            label=f"mean of {'/'.join(map(str, counts))} draws (bias)",
+            label=f"mean of {'/'.join(map(str, counts))} draws (bias + error of the mean)",
         )
         right.set_yscale("log")
         right.legend(loc="best", frameon=False, fontsize="small")

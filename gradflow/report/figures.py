@@ -109,7 +109,7 @@ def chain_norms_figure(
                     series[named], regimes[named] = chain, None
                 continue
             chain = gf.jacobian_chain(cell, params, inputs)
-            regimes[label] = gf.regime(cell, params, inputs)
+            regimes[label] = gf.regime(cell, params, inputs, chain=chain)
             series[label] = (gf.bound_vs_measured(cell, params, inputs, chain=chain), regimes[label])
     head = title or f"Jacobian chain norms against the lag ({setting.describe()})"
     return Drawn(gf.plot.chain_norms(series, norm=norm, title=head, ax=ax), regimes)

@@ -378,7 +378,7 @@ def _layer(
     x = np.ascontiguousarray(inputs)
     chain = gf.jacobian_chain(sub, own, x)
     comparison = gf.bound_vs_measured(sub, own, x, chain=chain)
-    found = gf.regime(sub, own, x)
+    found = gf.regime(sub, own, x, chain=chain)
     spectrum = gf.numeric.lyapunov_spectrum(sub, own, x)
     trajectory = chain.trajectory
     assert trajectory is not None  # jacobian_chain always keeps the trajectory it ran on

@@ -53,7 +53,11 @@ class PathSum(MatrixExpr):  # type: ignore[misc]
         return self.args[2][0][1].shape  # type: ignore[no-any-return]
 
     def doit(self, **hints: Any) -> sp.Basic:
-        """The explicit path sum for integer bounds (shared subproducts, linear in i - j)."""
+        """The explicit path sum for integer bounds (shared subproducts, linear in i - j).
+
+        A lag that no path covers (a cell read only ``d > 1`` steps back, ``k`` not a multiple
+        of ``d``) gives the zero matrix.
+        """
         lower, upper, pairs, weight = self.args
         length = sp.expand(upper - lower)
         if not length.is_Integer:
@@ -65,11 +69,17 @@ class PathSum(MatrixExpr):  # type: ignore[misc]
             for d, jacobian in pairs:
                 if k - int(d) < 0:
                     continue
+                before = memo[k - int(d)]
+                if isinstance(
+                    before, sp.ZeroMatrix
+                ):  # no path of that length (delays only, k not a sum of them)
+                    continue
                 step = jacobian.xreplace({BOUND_T: lower + k})
                 factor = sp.MatMul(weight.xreplace({BOUND_T: lower + k}), step) if weight != 1 else step
-                before = memo[k - int(d)]
                 terms.append(factor if isinstance(before, sp.Identity) else sp.MatMul(factor, before))
-            memo[k] = sp.MatAdd(*terms) if len(terms) > 1 else terms[0]
+            memo[k] = (
+                sp.MatAdd(*terms) if len(terms) > 1 else terms[0] if terms else sp.ZeroMatrix(size, size)
+            )
         return memo[int(length)]
 
     def _sympystr(self, printer: Any) -> str:

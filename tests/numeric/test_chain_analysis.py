@@ -269,3 +269,14 @@ def test_sigmoid_regimes(n: int) -> None:
     large = {"W_h": 6.0 * Q, "W_x": np.zeros((n, 1)), "b": -6.0 * Q @ np.full(n, 0.5)}
     found = gf.regime(cell, large, np.zeros((60, 1, 1)), {"h": np.full((1, n), 0.5)})
     assert found.label == "exploding" and found.rate == pytest.approx(np.log(1.5), rel=1e-9)
+
+
+def test_regime_reuses_a_given_chain():
+    cell = gf.cells.elman()
+    params = gf.init_params(cell, sizes={"n": 4, "m": 2}, seed=0, scheme="orthogonal", gain=0.7)
+    x = np.random.default_rng(0).normal(size=(20, 2, 2))
+    chain = gf.jacobian_chain(cell, params, x)
+    assert gf.regime(cell, params, x, chain=chain) == gf.regime(cell, params, x)
+    other = gf.jacobian_chain(cell, params, 2 * x)
+    with pytest.raises(gf.GradflowError, match="another simulation"):
+        gf.regime(cell, params, x, chain=other)

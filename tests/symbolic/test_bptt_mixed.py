@@ -356,3 +356,14 @@ def test_directions_meeting_other_than_within_a_step_are_refused():
     )
     with pytest.raises(UnsupportedCellError, match="read each other within a step"):
         parameter_gradient(cyclic, "u", Truncated(1), LENGTH)
+
+
+def test_delay_only_chain_is_zero_between_multiples_of_the_delay():
+    """No path of length k unless d divides k (skip connections without the length-1 one, seed 003)."""
+    import sympy as sp
+
+    cell = gf.cells.skip(delay=3, unit_connection=False)
+    for k in (1, 2, 4, 5):
+        assert isinstance(gf.symbolic.chain(cell, k, 0).doit(), sp.ZeroMatrix)
+    six = gf.export.to_text(gf.symbolic.chain(cell, 6, 0).doit())
+    assert six.count("W_d") == 4 and six.count("diag(") == 2  # one path of two delay-3 steps
