@@ -15,19 +15,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from gradflow.cli.specs import positive
 from gradflow.errors import UsageError
 
 __all__ = ["add_parser"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -51,8 +42,18 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--loss-grad", help="gradient of the loss at the output, .npy, laid out like the output"
     )
-    parser.add_argument("-T", type=_positive, default=100, help="steps of the default inputs (default 100)")
-    parser.add_argument("-B", type=_positive, default=8, help="sequences of the default inputs (default 8)")
+    parser.add_argument(
+        "-T",
+        type=functools.partial(positive, int),
+        default=100,
+        help="steps of the default inputs (default 100)",
+    )
+    parser.add_argument(
+        "-B",
+        type=functools.partial(positive, int),
+        default=8,
+        help="sequences of the default inputs (default 8)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the default inputs and loss (default 0)")
     parser.add_argument("--out", help="folder to write (default MODEL-diagnosis)")
     parser.add_argument("--force", action="store_true", help="replace the folder if it exists")

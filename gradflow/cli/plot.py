@@ -22,12 +22,11 @@ import argparse
 import csv
 import functools
 import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gradflow.cli.specs import parse_sizes
+from gradflow.cli.specs import parse_sizes, positive
 from gradflow.cli.sweep import COLUMNS
 from gradflow.errors import UsageError
 from gradflow.report.figures import (
@@ -44,20 +43,8 @@ from gradflow.sweep import Record
 __all__ = ["KINDS", "add_parser"]
 
 
-def _positive(kind: type, text: str) -> Any:
-    try:
-        value = kind(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-        ) from err
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive and finite")
-    return value
-
-
-_INT = functools.partial(_positive, int)
-_REAL = functools.partial(_positive, float)
+_INT = functools.partial(positive, int)
+_REAL = functools.partial(positive, float)
 
 
 def add_parser(sub: Any) -> None:

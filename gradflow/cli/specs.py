@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 from collections.abc import Sequence
+from typing import Any
 
 from gradflow.cells.specs import BUILTIN, parse_cell
 from gradflow.errors import UsageError
 
-__all__ = ["BUILTIN", "parse_cell", "parse_sizes"]
+__all__ = ["BUILTIN", "parse_cell", "parse_sizes", "positive"]
 
 
 def parse_sizes(pairs: Sequence[str]) -> dict[str, int]:
@@ -32,3 +35,27 @@ def parse_sizes(pairs: Sequence[str]) -> dict[str, int]:
             raise UsageError(f"size {pair!r} must be a positive integer")
         sizes[key] = int(value)
     return sizes
+
+
+def positive(kind: type, text: str) -> Any:
+    """An argparse type: ``text`` as a positive finite ``kind`` (int or float).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For text that is not a number of that kind, or one that is not positive and finite.
+
+    Examples
+    --------
+    >>> positive(int, "3"), positive(float, "0.5")
+    (3, 0.5)
+    """
+    try:
+        value = kind(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+        ) from err
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive and finite")
+    return value

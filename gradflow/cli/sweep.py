@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gradflow._io import atomic_write
-from gradflow.cli.specs import parse_cell, parse_sizes
+from gradflow.cli.specs import parse_cell, parse_sizes, positive
 from gradflow.errors import GradflowError, UsageError
 from gradflow.report.instances import other_sizes, regime_point
 from gradflow.sweep import Record, sweep
@@ -32,18 +32,6 @@ __all__ = ["add_parser", "regime_point"]
 COLUMNS = ("predicted_rate", "rate", "standard_error", "label", "confidence", "consistent")
 
 
-def _positive(kind: type, text: str) -> Any:
-    try:
-        value = kind(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-        ) from err
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive and finite")
-    return value
-
-
 def add_parser(sub: Any) -> None:
     """Add ``gradflow sweep`` to the command line's subparsers."""
     parser = sub.add_parser(
@@ -52,25 +40,25 @@ def add_parser(sub: Any) -> None:
         description=(__doc__ or "").split("\n\n")[0],
     )
     parser.add_argument("cell", help="a cell spec, e.g. elman, lstm, 'stack(elman, gru)'")
-    parser.add_argument("--n", type=functools.partial(_positive, int), nargs="+", default=[16])
+    parser.add_argument("--n", type=functools.partial(positive, int), nargs="+", default=[16])
     parser.add_argument(
         "--gain",
-        type=functools.partial(_positive, float),
+        type=functools.partial(positive, float),
         nargs="+",
         default=[0.5, 1.0, 2.0],
         help="gains of the recurrent weights (default 0.5 1 2)",
     )
-    parser.add_argument("-T", type=functools.partial(_positive, int), default=60, help="steps (default 60)")
-    parser.add_argument("-B", type=functools.partial(_positive, int), default=2, help="batch (default 2)")
+    parser.add_argument("-T", type=functools.partial(positive, int), default=60, help="steps (default 60)")
+    parser.add_argument("-B", type=functools.partial(positive, int), default=2, help="batch (default 2)")
     parser.add_argument(
         "--sizes", nargs="*", default=[], help="the cell's other sizes, e.g. m=8 (each defaults to 4)"
     )
     parser.add_argument(
         "--scheme", choices=["gaussian", "orthogonal", "identity", "indrnn"], default="orthogonal"
     )
-    parser.add_argument("--repeats", type=functools.partial(_positive, int), default=1)
+    parser.add_argument("--repeats", type=functools.partial(positive, int), default=1)
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--workers", type=functools.partial(_positive, int), help="processes (default: CPUs)")
+    parser.add_argument("--workers", type=functools.partial(positive, int), help="processes (default: CPUs)")
     parser.add_argument("-o", "--output", help="also write the records: FILE.csv or FILE.json")
     parser.add_argument("--force", action="store_true", help="overwrite the file")
     parser.set_defaults(run=_cmd_sweep)

@@ -152,6 +152,19 @@ def verdict(regime: Any) -> str:
     return text + (" ⚠ above the bound" if not regime.consistent else "")
 
 
+def regime_cells(found: Any) -> list[str]:
+    """A regime as table cells: bound's rate, measured rate, regime, confidence, within the bound."""
+    if found is None:
+        return ["—", "—", "no chain bound", "—", "—"]
+    return [
+        f"{found.predicted_rate:+.4f}",
+        f"{found.rate:+.4f} ± {found.standard_error:.1e}",
+        found.label,
+        f"{found.confidence:.3f}",
+        "yes" if found.consistent else "NO",
+    ]
+
+
 @dataclass
 class _CellResult:
     spec: str
@@ -277,20 +290,7 @@ def _cell(folder: Path, spec: str, sizes: ReportSettings) -> _CellResult:
         condition, condition_latex = to_text(bound.vanishing), to_latex(bound.vanishing)
     rows = []
     for label, found in drawn.regimes.items():
-        gain = label.removeprefix(f"{spec}, gain ")
-        if found is None:
-            rows.append([gain, "—", "—", "no chain bound", "—", "—"])
-            continue
-        rows.append(
-            [
-                gain,
-                f"{found.predicted_rate:+.4f}",
-                f"{found.rate:+.4f} ± {found.standard_error:.1e}",
-                found.label,
-                f"{found.confidence:.3f}",
-                "yes" if found.consistent else "NO",
-            ]
-        )
+        rows.append([label.removeprefix(f"{spec}, gain "), *regime_cells(found)])
     header = ["gain", "bound's rate", "measured rate", "regime", "confidence", "within the bound"]
     derivation = derivation_to_markdown(gf.derive(cell))
     demoted = "\n".join("#" + line if line.startswith("#") else line for line in derivation.splitlines())
@@ -418,21 +418,7 @@ def _regimes_page(folder: Path, results: list[_CellResult], sizes: ReportSetting
     rows = []
     for result in results:
         for label, found in result.drawn.regimes.items():
-            gain = label.removeprefix(f"{result.spec}, gain ")
-            if found is None:
-                rows.append([result.spec, gain, "—", "—", "no chain bound", "—", "—"])
-                continue
-            rows.append(
-                [
-                    result.spec,
-                    gain,
-                    f"{found.predicted_rate:+.4f}",
-                    f"{found.rate:+.4f} ± {found.standard_error:.1e}",
-                    found.label,
-                    f"{found.confidence:.3f}",
-                    "yes" if found.consistent else "NO",
-                ]
-            )
+            rows.append([result.spec, label.removeprefix(f"{result.spec}, gain "), *regime_cells(found)])
     header = ["cell", "gain", "bound's rate", "measured rate", "regime", "confidence", "within the bound"]
     (folder / "regimes.md").write_text(
         "# Predicted and measured regimes\n\n"
