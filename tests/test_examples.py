@@ -6,6 +6,7 @@ as a user runs them (``python examples/NAME.py --quick --out FOLDER``), in a sub
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import re
 import shutil
@@ -32,17 +33,31 @@ TOLERANCE = 0.01
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Each example's run: (process, output folder), run once per session on first use."""
-    cache: dict[str, tuple[subprocess.CompletedProcess[str], Path]] = {}
+def runs(request, tmp_path_factory):
+    """Each example's run: (process, output folder).
+
+    The examples the selected tests need are started together on first use, two at a time (the
+    machines CI runs on have two cores), each in its own folder.
+    """
+    wanted = {
+        item.callspec.params["script"].stem
+        for item in request.session.items
+        if hasattr(item, "callspec") and "script" in item.callspec.params
+    }
+    folders: dict[str, Path] = {}
+    futures: dict[str, concurrent.futures.Future] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
 
     def get(script: Path):
-        if script.stem not in cache:
-            out = tmp_path_factory.mktemp(script.stem)
-            cache[script.stem] = (make_figures.run(script, out), out)
-        return cache[script.stem]
+        if not futures:
+            for each in SCRIPTS:
+                if each.stem in wanted or each == script:
+                    folders[each.stem] = tmp_path_factory.mktemp(each.stem)
+                    futures[each.stem] = pool.submit(make_figures.run, each, folders[each.stem])
+        return futures[script.stem].result(), folders[script.stem]
 
-    return get
+    yield get
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def test_there_are_examples():
