@@ -56,6 +56,12 @@ says so.
 Long chains are nearly of low rank, so :math:`\alpha` is close to :math:`\lambda_2`
 and the bound ends most lags after one step. Where it does not:
 
+* the entries of :math:`D` give a second pair of bounds (:func:`_entrywise`):
+  :math:`\lambda_1` is at least the largest squared norm of a row or a column and at
+  most :math:`\lVert D\rVert_1 \lVert D\rVert_\infty`; both are :math:`\max_i
+  D_{ii}^2` for a diagonal :math:`D`, so a diagonal chain needs no more than the
+  window's step even where its spectrum is flat (many units of similar gain), where
+  the trace argument is weakest;
 * block Krylov steps follow; where a new block lies inside the basis (the space is
   invariant, as the coordinate vectors of a diagonal chain make it), a fixed
   pseudo-random block takes its place, so that the basis stays orthonormal and
@@ -75,6 +81,9 @@ Rayleigh--Ritz, the Krylov--Weinstein and Kato--Temple bounds).
 
 C.-K. Li and R.-C. Li, "A note on eigenvalues of perturbed Hermitian matrices",
 Linear Algebra Appl. 395, 2005 (the bound above, for a 2 x 2 block partition).
+
+G. H. Golub and C. F. Van Loan, *Matrix Computations*, 4th ed., Johns Hopkins, 2013
+(:math:`\lVert D\rVert_2^2 \le \lVert D\rVert_1 \lVert D\rVert_\infty`).
 """
 
 from __future__ import annotations
@@ -140,17 +149,52 @@ def _bound(xp: Any, U: Any, Z: Any, V: Any, F2: Any, eps: float) -> tuple[Any, A
 class _Tested(NamedTuple):
     """What :func:`_test` finds for each lag."""
 
-    lower: Any  #: a lower bound on lambda_1: theta_1
+    lower: Any  #: a lower bound on lambda_1: theta_1, or the floor of _entrywise where larger
     done: Any  #: the upper bound on lambda_1 is within tol * lower of lower
     separated: Any  #: alpha < theta_1: the basis separates lambda_1 from the rest
     theta: Any  #: the Ritz values (..., p), ascending
     vectors: Any  #: their eigenvectors Y (..., p, p): the Ritz vectors are U Y
 
 
-def _test(xp: Any, U: Any, Z: Any, V: Any, F2: Any, tol: float, eps: float) -> _Tested:
-    r""":func:`_bound`, tested: done when the upper bound on :math:`\lambda_1` is within ``tol`` :math:`\theta_1`."""
+def _test(xp: Any, U: Any, Z: Any, V: Any, F2: Any, tol: float, eps: float, entrywise: Any = None) -> _Tested:
+    r""":func:`_bound`, tested: done when the upper bound on :math:`\lambda_1` is within ``tol lower``.
+
+    ``lower`` is the Ritz value :math:`\theta_1`; ``entrywise``, optional: ``(floor, schur)`` of
+    :func:`_entrywise`, a second lower and upper bound; the better of each counts.
+    """
     theta, Y, excess, g = _bound(xp, U, Z, V, F2, eps)
-    return _Tested(theta[..., -1], excess <= tol * theta[..., -1], g > 0, theta, Y)
+    lower = theta[..., -1]
+    if entrywise is not None:
+        floor, schur = entrywise
+        upper = xp.minimum(lower + excess, schur)
+        lower = xp.maximum(lower, floor)
+        excess = upper - lower
+    return _Tested(lower, excess <= tol * lower, g > 0, theta, Y)
+
+
+def _entrywise(xp: Any, D: Any, lower: Any, eps: float) -> tuple[Any, Any]:
+    r"""Bounds on :math:`\lambda_1(D D^\top) = \lVert D\rVert_2^2` from the entries of each ``D`` (..., N, N).
+
+    ``(floor, schur)``: ``floor``, the largest squared norm of a row or a column of :math:`D`, is at
+    most :math:`\lVert D\rVert_2^2` (the Rayleigh quotient of a coordinate vector); ``schur`` is at
+    least :math:`\lVert D\rVert_2^2 \le \lVert D\rVert_1 \lVert D\rVert_\infty`, the largest column
+    sum of :math:`|D|` times the largest row sum (Golub & Van Loan, *Matrix Computations*, ch. 2),
+    raised by the rounding of the sums (:math:`2 N + 2` ulp). Both are :math:`\max_i D_{ii}^2` for a
+    diagonal :math:`D` -- where the trace argument of :func:`_bound` is weakest, with many units of
+    similar gain -- and a few passes over :math:`D`, no product, find it.
+
+    ``lower`` (...) is a lower bound on :math:`\lambda_1` (the Ritz value). Where every ``floor`` is
+    below half of it, as for a dense :math:`D` (a low-rank :math:`\sigma u v^\top` has ``floor``
+    :math:`\sigma^2 \max_j v_j^2`, near :math:`\sigma^2 \cdot 2 \log N / N`), :math:`D` is far from
+    diagonal and ``schur`` far above :math:`\lambda_1`: it is not computed but set to infinity.
+    """
+    floor = xp.maximum(xp.max(xp.vecdot(D, D, axis=-2), axis=-1), xp.max(xp.vecdot(D, D, axis=-1), axis=-1))
+    if not bool(xp.any(2 * floor >= lower)):
+        return floor, xp.full_like(floor, math.inf)
+    magnitude = xp.abs(D)
+    columns = xp.max(xp.sum(magnitude, axis=-2), axis=-1)
+    rows = xp.max(xp.sum(magnitude, axis=-1), axis=-1)
+    return floor, columns * rows * (1 + (2 * D.shape[-1] + 2) * eps)
 
 
 class SpectralNorms:
@@ -189,7 +233,12 @@ class SpectralNorms:
         return len(self.held)
 
     def flush(self) -> tuple[Any, list[int]]:
-        """Test the lags held; iterate those that fail. ``(sigma (count, B), iterations of each lag)``."""
+        """Test the lags held; iterate those that fail. ``(sigma (count, B), iterations of each lag)``.
+
+        A lag that fails the test of :func:`_bound` is tested again with the bounds of
+        :func:`_entrywise` (a few passes over :math:`D`, no product) before any Krylov step: they
+        end the lags of a diagonal chain.
+        """
         xp, held = self.xp, self.held
         count = len(held)
         stack = lambda i: xp.stack([entry[i] for entry in held], axis=0)  # noqa: E731
@@ -202,8 +251,15 @@ class SpectralNorms:
         self.restarted = False
         if failing:
             pick = lambda i: xp.concat([held[k][i] for k in failing], axis=0)  # noqa: E731
-            found, used = self._iterate(pick(0), pick(2), pick(3))
-            self.restarted = True
+            D, tops = pick(0), xp.concat([top[k, ...] for k in failing], axis=0)
+            entrywise = _entrywise(xp, D, tops, self.eps)
+            floor, schur = entrywise
+            lower = xp.maximum(tops, floor)
+            if bool(xp.all(schur - lower <= self.tol * lower)):
+                found, used = xp.sqrt(lower), 1
+            else:
+                found, used = self._iterate(D, pick(2), pick(3), entrywise)
+                self.restarted = True
             B = self.U.shape[0]
             rows = [sigma[k, ...] for k in range(count)]
             for j, k in enumerate(failing):
@@ -212,10 +268,11 @@ class SpectralNorms:
         self.held = []
         return sigma, iterations
 
-    def _iterate(self, D: Any, V: Any, F2: Any) -> tuple[Any, int]:
+    def _iterate(self, D: Any, V: Any, F2: Any, entrywise: tuple[Any, Any]) -> tuple[Any, int]:
         r"""Block Krylov iteration on the lags (stacked on the batch axis) whose first step failed.
 
-        ``V`` is :math:`A U` for :math:`A = D D^\top`. A cycle builds an orthonormal basis :math:`K` of :math:`\operatorname{span}\{X, A X, \ldots, A^{q-1}
+        ``V`` is :math:`A U` for :math:`A = D D^\top`, ``entrywise`` the bounds of :func:`_entrywise`. A cycle
+        builds an orthonormal basis :math:`K` of :math:`\operatorname{span}\{X, A X, \ldots, A^{q-1}
         X\}` from the block :math:`X = \operatorname{qr}(A U)` and takes one Rayleigh--Ritz step on it,
         with the test of :func:`_test` after each block. Where a new block lies (almost) inside the
         basis -- the space became invariant, as the coordinate vectors of a diagonal chain make it --
@@ -251,7 +308,7 @@ class SpectralNorms:
                 # Rayleigh--Ritz on the basis so far: small next to the two passes over D
                 K, AK = xp.concat(blocks, axis=-1), xp.concat(images, axis=-1)
                 left = _t(xp, xp.concat(lefts, axis=-1))  # K^T D
-                tested = _test(xp, K, left, AK, F2, self.tol, self.eps)
+                tested = _test(xp, K, left, AK, F2, self.tol, self.eps, entrywise)
                 top, done, separated = tested.lower, tested.done, tested.separated
                 start = xp.matmul(AK, tested.vectors[..., -p:])  # A X for X = K Y: the top p Ritz vectors
                 if bool(xp.all(done)):

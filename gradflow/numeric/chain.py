@@ -20,7 +20,8 @@ a chain of :math:`10^4` exploding steps has finite logs. The spectral norm of ev
 chain carries as a few extra rows, so one step costs one pass over
 :math:`D_k`; a lag stops at a rigorous error bound (the residual of the top
 Ritz vector against what the trace :math:`\lVert D_k\rVert_F^2` leaves for the
-other eigenvalues: :mod:`gradflow.numeric._spectral`), with Gram eigenvalues as the fallback, or the
+other eigenvalues, or bounds from the entries of a nearly diagonal :math:`D_k`:
+:mod:`gradflow.numeric._spectral`), with Gram eigenvalues as the fallback, or the
 norm comes exactly from singular values on request.
 Lyapunov spectra are in :mod:`gradflow.numeric.lyapunov`.
 """
@@ -249,7 +250,9 @@ def jacobian_chain(
         every eigenvalue the top Ritz vector leaves out, by the trace and Cauchy interlacing (Parlett,
         *The Symmetric Eigenvalue Problem*); for :math:`g > 0` this is below both the Kato--Temple
         bound :math:`r^2/g` and the Krylov--Weinstein bound :math:`r` (alone, the latter bounds *an*
-        eigenvalue, not the top one). So the computed :math:`\lVert D_k\rVert_2` is never above
+        eigenvalue, not the top one). For a nearly diagonal :math:`D_k`,
+        :math:`\lVert D_k\rVert_1 \lVert D_k\rVert_\infty` and the largest squared norm of a row or a
+        column bound :math:`\lambda` too. So the computed :math:`\lVert D_k\rVert_2` is never above
         the true one (up to rounding) and at most ``tol``/2 below it (relative): :math:`5 \cdot
         10^{-9}` by default (``tol`` is held at 16 ulp of the dtype or above, :math:`2 \cdot 10^{-6}`
         in float32). After ``max_iter`` block products without that, or where no Krylov basis of the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -224,11 +226,27 @@ def diagonal_chain(case: str) -> tuple[gf.Cell, dict, np.ndarray, list[str] | No
 DIAGONAL_CASES = ["lstm_cell_state", "indrnn", "gru_without_recurrent_weights", "gated_decay"]
 
 
+def without_entrywise_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave the chain only the Ritz values and the bound from the trace (floor 0, Schur bound inf)."""
+
+    def nothing(xp, D, lower, eps):  # type: ignore[no-untyped-def]
+        return xp.zeros(D.shape[:-2], dtype=D.dtype), xp.full(D.shape[:-2], math.inf, dtype=D.dtype)
+
+    monkeypatch.setattr(_spectral, "_entrywise", nothing)
+
+
+@pytest.mark.parametrize("entrywise", [True, False], ids=["entrywise", "trace_only"])
 @pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
 @pytest.mark.parametrize("case", DIAGONAL_CASES)
-def test_diagonal_chains_whose_top_unit_changes_get_the_exact_norm(case: str, backend: str) -> None:
+def test_diagonal_chains_whose_top_unit_changes_get_the_exact_norm(
+    monkeypatch: pytest.MonkeyPatch, case: str, backend: str, entrywise: bool
+) -> None:
     """A block of coordinate vectors has residual 0 but may miss the leading unit: the certificate
-    must not take its Ritz value for the norm (it did, by Krylov--Weinstein: up to 9.5 nats too small)."""
+    must not take its Ritz value for the norm (it did, by Krylov--Weinstein: up to 9.5 nats too small).
+    The entrywise bounds end these lags at once; without them, the Krylov steps and the bound from
+    the trace must get there too."""
+    if not entrywise:
+        without_entrywise_bounds(monkeypatch)
     cell, params, x, states = diagonal_chain(case)
     ours = gf.jacobian_chain(cell, params, x, states=states, backend=backend)
     exact = gf.jacobian_chain(cell, params, x, states=states, spectral="svd", full=True)
@@ -265,7 +283,7 @@ def test_nearly_diagonal_chains_are_never_above_the_exact_norm_nor_below_it_by_m
     n: int, T: int, seed: int, gain: float, coupling: float, tol: float
 ) -> None:
     """Property: for any diagonal chain (its leading unit decided by the input), or one coupled by a
-    small W, the norm is certified. Before the
+    small W (where the entrywise bounds no longer end the lags), the norm is certified. Before the
     fix, couplings 0 to 1e-9 put it 0.5 to 9.5 nats below the true one."""
     rng = np.random.default_rng(seed)
     params = {"U": gain * rng.normal(size=(n, 2)), "b": rng.normal(size=n)}
@@ -321,8 +339,8 @@ def test_a_block_of_eigenvectors_that_misses_the_top_one_is_not_accepted() -> No
 def test_the_certified_bound_is_never_below_the_top_eigenvalue(
     N: int, p: int, kind: str, coordinates: bool, seed: int
 ) -> None:
-    """Property: theta_1 <= lambda_1 <= theta_1 + excess for any D and any orthonormal block (the
-    referee: eigvalsh)."""
+    """Property: theta_1 <= lambda_1 <= theta_1 + excess for any D and any orthonormal block, and the
+    entrywise bounds hold (the referee: eigvalsh)."""
     rng = np.random.default_rng(seed)
     p = min(p, N)
     if kind == "dense":
@@ -342,3 +360,5 @@ def test_the_certified_bound_is_never_below_the_top_eigenvalue(
     largest = np.linalg.eigvalsh(D @ D.T)[-1]
     assert top <= largest * (1 + 1e-12)
     assert top + excess >= largest * (1 - 1e-12)
+    floor, schur = _spectral._entrywise(np, D, 0.0, eps)  # lower 0: the Schur bound always computed
+    assert floor <= largest * (1 + 1e-12) and schur >= largest * (1 - 1e-12)
