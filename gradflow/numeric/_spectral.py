@@ -66,10 +66,11 @@ and the bound ends most lags after one step. Where it does not:
   invariant, as the coordinate vectors of a diagonal chain make it), a fixed
   pseudo-random block takes its place, so that the basis stays orthonormal and
   grows out of an invariant subspace that misses the top eigenvector;
-* where a whole Krylov cycle leaves :math:`\alpha \ge \theta_1` (a flat spectrum:
-  the first lags of a dense chain), no basis of that size holds enough of
-  :math:`\lVert D\rVert_F^2` to separate the top eigenvalue, and the lags take the
-  largest Gram eigenvalue (exact, :math:`O(N^3)`).
+* where a whole Krylov cycle leaves :math:`\alpha \ge \theta_1`, or the carried
+  block's Ritz values say it would (a flat spectrum: the first lags of a dense
+  chain), no basis of that size holds enough of :math:`\lVert D\rVert_F^2` to
+  separate the top eigenvalue, and the lags take the largest Gram eigenvalue
+  (exact, :math:`O(N^3)`).
 
 :math:`D_0 = I` takes no test (its norm is 1): a block of :math:`p < N` columns
 cannot tell it from a matrix with a larger eigenvalue outside the block.
@@ -257,6 +258,13 @@ class SpectralNorms:
             lower = xp.maximum(tops, floor)
             if bool(xp.all(schur - lower <= self.tol * lower)):
                 found, used = xp.sqrt(lower), 1
+            elif self._hopeless(
+                xp.concat([tested.theta[k, ...] for k in failing], axis=0), pick(3), D.shape[-1]
+            ):
+                # Gram eigenvalues at once; the block takes one step of subspace iteration on the last lag
+                found, used = _gram(xp, D), 0
+                self.U = xp.linalg.qr(held[failing[-1]][2])[0]
+                self.restarted = True
             else:
                 found, used = self._iterate(D, pick(2), pick(3), entrywise)
                 self.restarted = True
@@ -319,6 +327,22 @@ class SpectralNorms:
                 break  # no certified gap: Gram eigenvalues
         self.U = xp.linalg.qr(start[-B:, ...])[0]
         return _gram(xp, D), 0
+
+    def _hopeless(self, theta: Any, F2: Any, N: int) -> bool:
+        """Whether a Krylov cycle would end with alpha >= theta_1 for some lag (a guess, no bound).
+
+        By the Ritz values ``theta`` (..., p) of the carried block: even if the cycle's basis (``m``
+        columns) held the top ``p`` of them and ``m - p`` more as large as the ``p``-th, the rest of
+        ``F2`` would be too much. It only spares the cycle (several block products) before the Gram
+        fallback; a wrong guess costs time, never accuracy. Flat spectra (the first lags of a dense
+        chain) are hopeless, unless the basis can span the whole space.
+        """
+        xp, p = self.xp, theta.shape[-1]
+        m = max(1, min(DEPTH, N // p)) * p
+        if m == N:  # the basis spans the space: its Ritz values are the eigenvalues
+            return False
+        held = xp.sum(theta, axis=-1) - theta[..., -2] + (m - p) * theta[..., 0] if p > 1 else theta[..., -1]
+        return bool(xp.any(F2 - held >= theta[..., -1]))
 
     def _mixed(self, block: Any, level: int) -> Any:
         """``block`` (..., N, p) plus sqrt(eps) of its norm times the random block of Krylov block ``level``.
