@@ -18,9 +18,11 @@ a chain of :math:`10^4` exploding steps has finite logs. The spectral norm of ev
 :math:`D_k` comes from Rayleigh--Ritz steps of subspace iteration on
 :math:`D_k D_k^\top` against a block :math:`U` whose :math:`U^\top D_k` the
 chain carries as a few extra rows, so one step costs one pass over
-:math:`D_k`; a lag stops at rigorous error bounds (Krylov--Weinstein and
-Kato--Temple, :mod:`gradflow.numeric._spectral`), with Gram eigenvalues as the
-fallback, or the norm comes exactly from singular values on request.
+:math:`D_k`; a lag stops at a rigorous error bound (the residual of the top
+Ritz vector against what the trace :math:`\lVert D_k\rVert_F^2` leaves for the
+other eigenvalues, or bounds from the entries of a nearly diagonal :math:`D_k`:
+:mod:`gradflow.numeric._spectral`), with Gram eigenvalues as the fallback, or the
+norm comes exactly from singular values on request.
 Lyapunov spectra are in :mod:`gradflow.numeric.lyapunov`.
 """
 
@@ -66,7 +68,7 @@ class ChainResult:
     power_iterations : list of int
         Products with :math:`D_k D_k^\top` (of an 8-column block) each lag took: 1 when the block the
         chain carries passed the test, more when block Krylov steps followed (0 where it fell back
-        to Gram eigenvalues). The lags are tested in windows (1, 2, 4, then 8 lags); those of a
+        to Gram eigenvalues, and for :math:`D_0 = I`, whose norm is 1). The lags are tested in windows (1, 2, 4, then 8 lags); those of a
         window that need more than one step are iterated together and share a count.
     trajectory : Trajectory
     """
@@ -241,16 +243,22 @@ def jacobian_chain(
     tol, max_iter
         Power iteration: a lag is done when a rigorous bound puts the top eigenvalue :math:`\lambda`
         of :math:`D_k D_k^\top` within ``tol`` :math:`\theta` of its Rayleigh--Ritz value
-        :math:`\theta \le \lambda` -- the Krylov--Weinstein bound :math:`\lambda \le \theta + r`,
-        or the Kato--Temple bound :math:`\lambda \le \theta + r^2/(\theta - \alpha)` with
-        :math:`\alpha \ge \lambda_2` taken from the Frobenius norm and the other Ritz values (Parlett,
-        *The Symmetric Eigenvalue Problem*); :math:`r` is the residual norm. So the computed
-        :math:`\lVert D_k\rVert_2 = \sqrt{\theta}` is never above the true one (up to rounding) and at most
-        ``tol``/2 below it (relative): :math:`5 \cdot 10^{-9}` by default (``tol`` is held at 16 ulp
-        of the dtype or above, :math:`2 \cdot 10^{-6}` in float32). After ``max_iter``
-        block products without that, Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. The
-        first lags, whose top singular values lie close together, take the most products; most later
-        ones need a single one.
+        :math:`\theta \le \lambda`: :math:`\lambda - \theta \le (\sqrt{g^2 + 4 r^2} - g)/2`, the
+        larger eigenvalue of :math:`\begin{pmatrix} \theta & r \\ r & \alpha \end{pmatrix}` less
+        :math:`\theta`, where :math:`r` is the residual norm of the top Ritz vector, :math:`g = \theta -
+        \alpha`, and :math:`\alpha = \lVert D_k\rVert_F^2 - \theta - \sum_{i \ge 3} \theta_i` bounds
+        every eigenvalue the top Ritz vector leaves out, by the trace and Cauchy interlacing (Parlett,
+        *The Symmetric Eigenvalue Problem*); for :math:`g > 0` this is below both the Kato--Temple
+        bound :math:`r^2/g` and the Krylov--Weinstein bound :math:`r` (alone, the latter bounds *an*
+        eigenvalue, not the top one). For a nearly diagonal :math:`D_k`,
+        :math:`\lVert D_k\rVert_1 \lVert D_k\rVert_\infty` and the largest squared norm of a row or a
+        column bound :math:`\lambda` too. So the computed :math:`\lVert D_k\rVert_2` is never above
+        the true one (up to rounding) and at most ``tol``/2 below it (relative): :math:`5 \cdot
+        10^{-9}` by default (``tol`` is held at 16 ulp of the dtype or above, :math:`2 \cdot 10^{-6}`
+        in float32). After ``max_iter`` block products without that, or where no Krylov basis of the
+        iteration's size can separate :math:`\lambda` from the rest (a flat spectrum: the first lags),
+        Gram eigenvalues (exact, :math:`O(n^3)`) are used instead. Most lags of a long chain need a
+        single product.
 
     Returns
     -------
@@ -358,7 +366,12 @@ def chain_of(
         if full:
             mantissas.append(mantissa)
             scales.append(scale)
-        if norms is not None:
+        if norms is not None and k == 0:
+            # D_0 = I: its norm is 1. No test: a block of p < N columns cannot tell it from a matrix
+            # with a larger eigenvalue outside the block (see gradflow.numeric._spectral)
+            spec_blocks.append(xp.zeros((1, B), dtype=dtype_))
+            iterations.append(0)
+        elif norms is not None:
             norms.add(mantissa, stacked[:, N:, :], squares)
             waiting.append(scale)
             if len(norms) == min(WINDOW, 2 ** len(iterations).bit_length()) or k == length:
