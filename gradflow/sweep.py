@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
+from gradflow._checks import is_int
 from gradflow.errors import SweepError
 
 __all__ = ["MAX_POINTS", "Record", "grid_points", "sweep"]
@@ -241,9 +242,9 @@ def sweep(
         raise SweepError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
     if errors not in ("raise", "record"):
         raise SweepError(f"errors must be 'raise' or 'record', got {errors!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise SweepError(f"seed must be a non-negative int, got {seed!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and (not is_int(workers) or workers < 1):
         raise SweepError(f"workers must be a positive int, got {workers!r}")
     if workers is not None and executor is not None:
         raise SweepError("workers= sizes the default process pool; it cannot be used with an executor")
@@ -262,7 +263,7 @@ def sweep(
     if progress and getattr(stream if stream is not None else sys.stderr, "closed", False):
         raise SweepError("the progress bar's stream is closed; pass progress=False or an open stream")
     points = grid_points(grid)
-    seeds = _seeds(seed, len(points))
+    seeds = _seeds(int(seed), len(points))
     seeded = "seed" not in points[0] and _takes_seed(fn)
     tasks = [(k, point, seeds[k] if seeded else None) for k, point in enumerate(points)]
     stream = sys.stderr if stream is None else stream
@@ -271,7 +272,7 @@ def sweep(
         records = [bar.done(_call(fn, *task, errors)) for task in tasks]
     elif executor is None:
         _check_picklable(fn)
-        count = min(workers or os.cpu_count() or 1, len(tasks))
+        count = min(int(workers or os.cpu_count() or 1), len(tasks))
         with concurrent.futures.ProcessPoolExecutor(max_workers=count) as pool:
             records = _run(pool, fn, tasks, errors, bar)
     else:

@@ -12,17 +12,20 @@ import gradflow
 ROOT = Path(gradflow.__file__).parent
 
 #: What each layer may import from gradflow (besides itself and gradflow.errors).
-#: gradflow._io (the atomic file writer) is layer-neutral, like gradflow.errors: every layer may use it.
+#: The private modules at the top, gradflow._io (the atomic file writer) and gradflow._checks (argument
+#: checks such as "an int that is not a bool"), are layer-neutral, like gradflow.errors: every layer may
+#: use them, and they import nothing of gradflow but gradflow.errors.
+NEUTRAL = {"_io", "_checks"}
 ALLOWED = {
-    "_io": set(),
-    "cells": {"_io"},
-    "graph": {"_io", "cells"},
-    "symbolic": {"_io", "cells", "graph"},
-    "export": {"_io", "cells", "graph", "symbolic"},
-    "numeric": {"_io", "cells", "symbolic"},
-    "plot": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
-    "sweep": {"_io", "cells", "graph", "symbolic", "export", "numeric"},
-    "cli": {"_io", "cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
+    **{module: set() for module in NEUTRAL},
+    "cells": NEUTRAL,
+    "graph": NEUTRAL | {"cells"},
+    "symbolic": NEUTRAL | {"cells", "graph"},
+    "export": NEUTRAL | {"cells", "graph", "symbolic"},
+    "numeric": NEUTRAL | {"cells", "symbolic"},
+    "plot": NEUTRAL | {"cells", "graph", "symbolic", "export", "numeric"},
+    "sweep": NEUTRAL | {"cells", "graph", "symbolic", "export", "numeric"},
+    "cli": NEUTRAL | {"cells", "graph", "symbolic", "export", "numeric", "plot", "sweep"},
 }
 
 #: The documented exceptions, each delegated upwards lazily (inside a function):
@@ -95,3 +98,21 @@ def test_every_gradflow_error_is_defined_in_gradflow_errors() -> None:
             if issubclass(cls, GradflowError) and cls.__module__ != "gradflow.errors":
                 elsewhere.append(f"{cls.__module__}.{cls.__qualname__}")
     assert not elsewhere, f"define these in gradflow/errors.py: {sorted(set(elsewhere))}"
+
+
+def test_the_rule_an_int_that_is_not_a_bool_is_written_once() -> None:
+    """gradflow._checks.is_int is the one place; a second copy would drift (NumPy ints, messages)."""
+    import re
+
+    copy = re.compile(
+        r"isinstance\((\w+), bool\) or not isinstance\(\1, (int|numbers\.Integral)\)"
+        r"|isinstance\((\w+), (int|numbers\.Integral)\) and not isinstance\(\3, bool\)"
+    )
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in MODULES
+        if path.name != "_checks.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if copy.search(line)
+    ]
+    assert not found, f"use gradflow._checks.is_int instead: {found}"

@@ -153,7 +153,9 @@ def test_a_lambda_cannot_go_to_a_process_pool_and_the_error_says_what_to_do() ->
         ({"errors": "ignore"}, "errors must be 'raise' or 'record', got 'ignore'"),
         ({"seed": -1}, "seed must be a non-negative int, got -1"),
         ({"seed": 1.5}, "seed must be a non-negative int, got 1.5"),
+        ({"seed": True}, "seed must be a non-negative int, got True"),
         ({"workers": 0}, "workers must be a positive int, got 0"),
+        ({"workers": True}, "workers must be a positive int, got True"),
         ({"workers": 2, "executor": "serial"}, "workers= sizes the default process pool"),
         ({"executor": "dask"}, "executor must be a concurrent.futures.Executor, 'serial' or None, got str"),
     ],
@@ -164,6 +166,15 @@ def test_bad_arguments_name_what_is_wrong(kwargs: dict[str, object], message: st
     with pytest.raises(SweepError) as caught:
         gf.sweep(**arguments)  # type: ignore[arg-type]
     assert message in str(caught.value)
+
+
+def test_numpy_integers_count_as_ints_for_the_seed_and_the_workers() -> None:
+    plain = gf.sweep(draw, GRID, "serial", seed=3, progress=False)
+    numpy = gf.sweep(draw, GRID, "serial", seed=np.int64(3), progress=False)
+    assert [r.seed for r in numpy] == [r.seed for r in plain]
+    assert all(type(r.seed) is int for r in numpy)
+    pooled = gf.sweep(unseeded, {"a": [1, 2], "b": [3]}, workers=np.int64(1), progress=False)
+    assert [r.value for r in pooled] == [13, 23]
 
 
 def test_progress_bar_is_drawn_on_request_and_not_on_a_pipe() -> None:

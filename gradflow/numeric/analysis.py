@@ -18,6 +18,7 @@ from typing import Any
 
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
 from gradflow.numeric.chain import ChainResult, _select, chain_of
@@ -287,7 +288,7 @@ def regime(
         or not 0 <= tolerance < math.inf
     ):
         raise GradflowError(f"tolerance must be a finite number >= 0 (a rate per step), got {tolerance!r}")
-    if isinstance(skip, bool) or not isinstance(skip, numbers.Integral) or skip < 0:
+    if not is_int(skip) or skip < 0:
         raise GradflowError(f"skip must be an int >= 0 (lags left out of the fit), got {skip!r}")
     comparison = bound_vs_measured(cell, params, inputs, initial, backend=backend, dtype=dtype)
     all_logs = to_numpy(comparison.log_actual)

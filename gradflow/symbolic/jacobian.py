@@ -27,6 +27,7 @@ import sympy as sp
 from sympy.matrices.expressions.kronecker import KroneckerProduct
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Concat, Elementwise, Signal, t
 from gradflow.errors import CellDefinitionError, NotDifferentiableError
@@ -279,8 +280,9 @@ def step_jacobian(cell: Cell, state: str, wrt: str | None = None, lag: int = 1) 
             raise CellDefinitionError(
                 f"cell {cell.name!r} has no state {name!r}; its states are {', '.join(cell.states)}"
             )
-    if isinstance(lag, bool) or not isinstance(lag, int) or lag < 1:
+    if not is_int(lag) or lag < 1:
         raise CellDefinitionError(f"the lag of a step Jacobian must be an int >= 1, got {lag!r}")
+    lag = int(lag)
     offset = lag if wrt in cell.backward else -lag
     totals = total_jacobians(cell, cell.signal(wrt, t + offset))
     return totals[("state", state)]
