@@ -9,6 +9,7 @@ tanh(W_h*h[t - 1] + W_x*x[t] + b)
 """
 
 from gradflow import cells, export, graph, numeric, symbolic
+from gradflow._version import __version__
 from gradflow.cells import Activation, Cell, as_activation
 from gradflow.errors import (
     BackendUnavailableError,
@@ -35,8 +36,6 @@ from gradflow.numeric import (
 )
 from gradflow.sweep import sweep
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Activation",

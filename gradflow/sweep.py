@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
 from gradflow._checks import is_int
+from gradflow._version import __version__
 from gradflow.errors import SweepError
 
 __all__ = ["MAX_POINTS", "Record", "grid_points", "sweep"]
@@ -378,11 +379,9 @@ def _provenance() -> dict[str, str]:
         import scipy
         import sympy
 
-        import gradflow
-
         _PROVENANCE.update(
             python=platform.python_version(),
-            gradflow=gradflow.__version__,
+            gradflow=__version__,
             numpy=numpy.__version__,
             scipy=scipy.__version__,
             sympy=sympy.__version__,
