@@ -11,6 +11,7 @@ chain, in log space: :math:`\log\lVert\partial s^{(a)}/\partial s^{(a-k)}\rVert_
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,16 +26,31 @@ from gradflow.numeric.chain import ChainResult, _select, chain_of
 from gradflow.numeric.lower import Emitter
 from gradflow.numeric.scalar import ScalarPrinter
 from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
-from gradflow.symbolic.bounds import chain_bound
+from gradflow.symbolic.bounds import ChainBound, chain_bound
 from gradflow.symbolic.jacobian import Diag
 from gradflow.symbolic.nodes import Norm
 
 __all__ = ["BoundComparison", "Regime", "bound_vs_measured", "regime"]
 
 
-def _lower_bound(problem: Problem, expr: sp.Expr) -> tuple[Any, frozenset[tuple[str, int]]]:
+#: A bound's kernel ``f(xp, P, R, dtype)`` and the signals it reads.
+BoundKernel = tuple[Any, frozenset[tuple[str, int]]]
+
+
+@functools.lru_cache(maxsize=64)
+def _bound_kernels(cell: Cell) -> tuple[ChainBound, BoundKernel, BoundKernel]:
+    r"""The chain bound of a concrete cell and the kernels of its :math:`B_t` and :math:`B_\gamma`.
+
+    Remembered per cell, like the cell's own kernels (:func:`gradflow.numeric.compile`): a
+    sweep calls :func:`regime` at many points of one cell, and deriving the bound (sympy) and
+    compiling its two kernels cost more than the measurement of a small cell.
+    """
+    bound = chain_bound(cell, gamma_mode="value")
+    return bound, _lower_bound(cell, bound.step), _lower_bound(cell, bound.step_gamma)
+
+
+def _lower_bound(cell: Cell, expr: sp.Expr) -> BoundKernel:
     """A kernel ``f(xp, P, R, dtype)`` of a scalar bound expression, and the signals it reads."""
-    cell = problem.cell
     emitter = Emitter(set(cell.params))
     names: dict[sp.Basic, str] = {}
     replaced: dict[sp.Basic, sp.Symbol] = {}
@@ -139,14 +155,12 @@ def bound_vs_measured(
         raise GradflowError(f"chain must be a jacobian_chain result, got {type(chain).__name__}")
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
     values = run_forward(problem)
-    bound = chain_bound(problem.cell, gamma_mode="value")
+    bound, (step_kernel, step_reads), (gamma_kernel, gamma_reads) = _bound_kernels(problem.cell)
     if chain is None:
         chain = chain_of(problem, values)
     else:
         _check_chain(problem, values, chain)
     xp = problem.xp
-    step_kernel, step_reads = _lower_bound(problem, bound.step)
-    gamma_kernel, gamma_reads = _lower_bound(problem, bound.step_gamma)
     P, dtype_ = problem.params, problem.compiled.dtype
     a = chain.anchor
     backward = chain.states[0] in problem.cell.backward
