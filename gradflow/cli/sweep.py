@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gradflow._io import atomic_write
+from gradflow.cells.cell import Cell
 from gradflow.cli.specs import parse_cell, parse_sizes
 from gradflow.errors import GradflowError, UsageError
 from gradflow.sweep import Record, sweep
@@ -57,15 +58,13 @@ def regime_point(
 
     from gradflow.numeric import init_params, regime
 
-    built = parse_cell(cell)
-    every = {**sizes, "n": n}
-    params = init_params(built, sizes=every, seed=seed, scheme=scheme, gain=gain)
+    concrete = _concrete(cell, tuple(sorted({**sizes, "n": n}.items())))
+    params = init_params(concrete, seed=seed, scheme=scheme, gain=gain)
     inputs = {}
     rng = np.random.default_rng(seed)
-    concrete = built.with_sizes(**{s.name: every[s.name] for s in built.size_symbols})
     for name, size in concrete.inputs.items():  # inputs are vectors
         inputs[name] = rng.normal(size=(T, B, int(size)))
-    found = regime(built, params, inputs)
+    found = regime(concrete, params, inputs)
     return {
         "predicted_rate": found.predicted_rate,
         "rate": found.rate,
@@ -74,6 +73,16 @@ def regime_point(
         "confidence": found.confidence,
         "consistent": found.consistent,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _concrete(spec: str, sizes: tuple[tuple[str, int], ...]) -> Cell:
+    """The cell of ``spec`` at integer ``sizes``, built once per process for all its points.
+
+    Parsing a cell's equations costs milliseconds, a good part of a small point; the kernels
+    compiled for the cell are remembered by :func:`gradflow.numeric.compile` in the same way.
+    """
+    return parse_cell(spec).with_sizes(**dict(sizes))
 
 
 def _positive(kind: type, text: str) -> Any:
