@@ -10,6 +10,10 @@ workers. The results come back in the grid's order as :class:`Record` s
 that carry their provenance: the point, its seed, the worker's versions of
 Python, gradflow and its numeric libraries, the host and the time taken.
 
+The default pool limits BLAS and OpenMP to one thread per worker
+(``blas_threads``; :func:`limit_threads`), so that the workers divide the cores
+between them instead of oversubscribing them.
+
 ``gradflow.sweep`` is the function (re-exported as ``gf.sweep``); the module's
 other names are imported from it: ``from gradflow.sweep import Record``.
 
@@ -21,6 +25,7 @@ other names are imported from it: ``from gradflow.sweep import Record``.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import inspect
 import itertools
 import math
@@ -35,10 +40,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
 from gradflow._checks import is_int
+from gradflow._threads import limit_threads, openblas_threads
 from gradflow._version import __version__
 from gradflow.errors import SweepError
 
-__all__ = ["MAX_POINTS", "Record", "grid_points", "sweep"]
+__all__ = ["MAX_POINTS", "Record", "grid_points", "limit_threads", "openblas_threads", "sweep"]
 
 #: The most points one sweep runs (each point's record is kept in memory).
 MAX_POINTS = 10_000_000
@@ -173,6 +179,7 @@ def sweep(
     *,
     seed: int = 0,
     workers: int | None = None,
+    blas_threads: int | None = 1,
     errors: Literal["raise", "record"] = "raise",
     progress: bool | None = None,
     stream: TextIO | None = None,
@@ -198,9 +205,16 @@ def sweep(
         The base seed; point ``k`` gets the ``k``-th seed spawned from it.
     workers : int, optional
         Processes of the default pool (default: the CPU count, at most the
-        number of points). Many processes each running multithreaded BLAS
-        compete for the cores: set ``OPENBLAS_NUM_THREADS=1`` (or
-        ``OMP_NUM_THREADS=1``) in the environment for many workers.
+        number of points).
+    blas_threads : int or None, default 1
+        Threads of BLAS (OpenBLAS, MKL) and OpenMP in each process of the
+        default pool: one each by default, so that the workers share the
+        cores instead of each running a thread per core (on 2 cores, 2 workers
+        with BLAS's own threads were slower than 1). ``None`` leaves the
+        libraries their own defaults. See :func:`limit_threads`, which each
+        worker calls as it starts; an executor you pass keeps its own settings
+        (give your process pool ``initializer=limit_threads, initargs=(1,)``;
+        Dask's worker processes start with one thread each by default).
     errors : {"raise", "record"}
         What a point whose ``fn`` raises does: ``"raise"`` stops the sweep
         with a :class:`SweepError` that names the point (the original
@@ -249,6 +263,10 @@ def sweep(
         raise SweepError(f"workers must be a positive int, got {workers!r}")
     if workers is not None and executor is not None:
         raise SweepError("workers= sizes the default process pool; it cannot be used with an executor")
+    if blas_threads is not None and (not is_int(blas_threads) or blas_threads < 1):
+        raise SweepError(
+            f"blas_threads must be a positive int, or None for the libraries' own defaults; got {blas_threads!r}"
+        )
     if (
         executor is not None
         and executor != "serial"
@@ -274,7 +292,10 @@ def sweep(
     elif executor is None:
         _check_picklable(fn)
         count = min(int(workers or os.cpu_count() or 1), len(tasks))
-        with concurrent.futures.ProcessPoolExecutor(max_workers=count) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=count,  # each worker limits its BLAS threads as it starts, before any point
+            initializer=None if blas_threads is None else functools.partial(limit_threads, int(blas_threads)),
+        ) as pool:
             records = _run(pool, fn, tasks, errors, bar)
     else:
         if isinstance(executor, concurrent.futures.ProcessPoolExecutor):

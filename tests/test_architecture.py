@@ -14,11 +14,12 @@ ROOT = Path(gradflow.__file__).parent
 
 #: What each layer may import from gradflow (besides itself and gradflow.errors).
 #: The private modules at the top, gradflow._io (the atomic file writer), gradflow._checks (argument
-#: checks such as "an int that is not a bool") and gradflow._version, are layer-neutral, like
-#: gradflow.errors: every layer may use them, and they import nothing of gradflow but gradflow.errors.
-NEUTRAL = {"_io", "_checks", "_version"}
+#: checks such as "an int that is not a bool"), gradflow._threads (BLAS and OpenMP thread pools) and
+#: gradflow._version, are layer-neutral, like gradflow.errors: every layer may use them, and they
+#: import nothing of gradflow but gradflow.errors and each other.
+NEUTRAL = {"_io", "_checks", "_threads", "_version"}
 ALLOWED = {
-    **{module: set() for module in NEUTRAL},
+    **{module: NEUTRAL for module in NEUTRAL},
     "cells": NEUTRAL,
     "graph": NEUTRAL | {"cells"},
     "symbolic": NEUTRAL | {"cells", "graph"},

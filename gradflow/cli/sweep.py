@@ -97,6 +97,11 @@ def _positive(kind: type, text: str) -> Any:
     return value
 
 
+def _threads(text: str) -> int | None:
+    """``--blas-threads``: a positive int, or ``default`` (None: the libraries' own numbers)."""
+    return None if text == "default" else _positive(int, text)
+
+
 def add_parser(sub: Any) -> None:
     """Add ``gradflow sweep`` to the command line's subparsers."""
     parser = sub.add_parser(
@@ -124,6 +129,14 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--repeats", type=functools.partial(_positive, int), default=1)
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--workers", type=functools.partial(_positive, int), help="processes (default: CPUs)")
+    parser.add_argument(
+        "--blas-threads",
+        type=_threads,
+        default=1,
+        metavar="N|default",
+        help="BLAS/OpenMP threads in each worker (default 1, so that the workers share the cores; "
+        "'default': each library's own, usually one per core)",
+    )
     parser.add_argument("-o", "--output", help="also write the records: FILE.csv or FILE.json")
     parser.add_argument("--force", action="store_true", help="overwrite the file")
     parser.set_defaults(run=_cmd_sweep)
@@ -168,7 +181,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         regime_point, cell=args.cell, T=args.T, B=args.B, sizes=sizes, scheme=args.scheme
     )
     grid = {"n": args.n, "gain": args.gain, "repeat": list(range(args.repeats))}
-    records = sweep(point, grid, seed=args.seed, workers=args.workers)
+    records = sweep(point, grid, seed=args.seed, workers=args.workers, blas_threads=args.blas_threads)
     print(_table(args.cell, records))
     if args.output:
         write = _write_json if suffix == ".json" else _write_csv

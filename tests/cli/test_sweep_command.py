@@ -101,6 +101,32 @@ def test_sweep_rejects_non_positive_numbers(capsys, argv):
     assert "must be positive" in err or "'x' is not an integer" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"), [([], 1), (["--blas-threads", "3"], 3), (["--blas-threads", "default"], None)]
+)
+def test_sweep_limits_the_workers_blas_threads_unless_told_otherwise(capsys, monkeypatch, argv, expected):
+    import gradflow.cli.sweep as command
+
+    given = {}
+
+    def recorded(fn, grid, **kwargs):
+        given.update(kwargs)
+        return []
+
+    monkeypatch.setattr(command, "sweep", recorded)
+    status, _, _ = run(capsys, "sweep", "elman", "--n", "4", *argv)
+    assert status == 0 and given["blas_threads"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_sweep_rejects_bad_blas_threads(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "elman", "--blas-threads", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--blas-threads" in err and ("must be positive" in err or "is not an integer" in err)
+
+
 def test_regime_point_feeds_every_input_of_the_cell():
     found = regime_point("lstm", 4, 0.5, 0, seed=3, T=30, B=1, sizes={"m": 2}, scheme="orthogonal")
     assert found["label"] == "vanishing" and found["consistent"]
