@@ -1,6 +1,6 @@
 """gradflow: why recurrent networks' gradients vanish or explode, derived and measured.
 
-The public API is re-exported here by name; see DESIGN.md for the contract.
+The public API is re-exported here by name (the README shows it; docs/architecture.md maps the layers).
 
 >>> import gradflow as gf
 >>> cell = gf.cells.elman()

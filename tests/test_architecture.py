@@ -64,7 +64,9 @@ def test_imports_flow_one_way(path: Path) -> None:
     if layer in ("errors",):
         assert not [m for m in imports(path) if m.startswith("gradflow")]
         return
-    assert layer in ALLOWED, f"{path}: new layer {layer!r} needs a place in DESIGN.md and in ALLOWED"
+    assert layer in ALLOWED, (
+        f"{path}: new layer {layer!r} needs a place in docs/architecture.md and in ALLOWED"
+    )
     for module in imports(path):
         if module.startswith("gradflow."):
             target = module.split(".")[1]

@@ -1,6 +1,6 @@
 r"""Forward simulation: every state, intermediate (gate) and output of a cell over time.
 
-Layout (DESIGN.md): inputs ``(T, B, m)``; a forward state's trajectory is
+Layout (docs/architecture.md): inputs ``(T, B, m)``; a forward state's trajectory is
 ``(T+1, B, n)`` with index 0 the initial value; a state running backwards in
 time (the ``bwd`` half of a bidirectional layer) is ``(T+1, B, n)`` with
 index ``t - 1`` for time ``t`` and its initial value (at time ``T + 1``) last;

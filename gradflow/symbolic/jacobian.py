@@ -1,8 +1,8 @@
 r"""Structured Jacobians of cell expressions, in numerator layout.
 
-sympy's own matrix calculus cannot be trusted here (DESIGN.md, "Known
-pitfalls"): it works in denominator layout, fails beyond one step and can
-silently return 0. gradflow applies its own rules to the cell's expression
+sympy's own matrix calculus cannot be trusted here (docs/architecture.md,
+"Pitfalls that shaped the design"): it works in denominator layout, fails
+beyond one step and can silently return 0. gradflow applies its own rules to the cell's expression
 tree instead, one small rule per node type, and keeps the result structured:
 
 .. math::

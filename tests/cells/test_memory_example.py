@@ -81,11 +81,19 @@ def test_evaluate_step_says_what_is_missing(example: ModuleType) -> None:
         )
 
 
+def test_the_numeric_backend_runs_the_same_cell(example: ModuleType) -> None:
+    memory, output = example.simulate_memory_example()
+    exact_memory, exact_output = example.run_memory_example()
+    assert memory == pytest.approx(exact_memory, rel=1e-12, abs=1e-15)
+    assert output == pytest.approx(exact_output, rel=1e-12, abs=1e-15)
+
+
 def test_script_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     lines = capsys.readouterr().out.strip().splitlines()
     assert "memory" in lines[0] and "output" in lines[0]
-    assert len(lines) == 1 + len(MEMORY)
-    rows = [line.split()[-2:] for line in lines[1:]]
+    assert len(lines) == 2 + len(MEMORY)
+    assert lines[-1].startswith("gf.simulate (NumPy, float64) gives the same memory and output to ")
+    rows = [line.split()[-2:] for line in lines[1:-1]]
     assert [float(c) for c, _ in rows] == pytest.approx(MEMORY, abs=1e-3)
     assert [float(h) for _, h in rows] == pytest.approx(OUTPUT, abs=1e-3)
