@@ -12,7 +12,7 @@ import pytest
 
 import gradflow as gf
 from gradflow.errors import GradflowError, SweepError
-from gradflow.sweep import Record, grid_points, limit_threads, openblas_threads
+from gradflow.sweep import Record, grid_points, limit_threads, openblas_threads, threads_limited
 
 
 def draw(n: int, gain: float, seed: int) -> dict[str, float]:
@@ -287,9 +287,35 @@ def test_default_pool_workers_run_blas_on_one_thread_each_unless_told_otherwise(
     assert all(r.value["threads"] == here for r in own)  # the libraries' own numbers, as in this process
     assert all(r.value["environment"] == os.environ.get("OPENBLAS_NUM_THREADS") for r in own)
     serial = gf.sweep(blas_of_the_worker, grid, "serial", progress=False)
-    assert openblas_threads() == here, "the caller's own libraries are never limited"
+    assert all(set(r.value["threads"].values()) == {1} for r in serial)  # here too, during the sweep
+    assert openblas_threads() == here, "the caller's own threads are given back after the sweep"
     for limited in (one, two, own):
         assert [r.value["norm"] for r in limited] == [r.value["norm"] for r in serial]
+
+
+def inverse_sum(n: int, seed: int) -> float:
+    """A result whose last bits depend on BLAS's threads (OpenBLAS's blocked inverse, n >= 128)."""
+    A = np.random.default_rng(seed).normal(size=(n, n))
+    return float(np.linalg.inv(A).sum())
+
+
+@needs_openblas
+def test_every_executor_gives_the_same_bits_even_where_blas_threads_would_change_them() -> None:
+    grid = {"n": [160], "seed": [1, 2, 3]}
+    with threads_limited(1):
+        one = [inverse_sum(160, seed) for seed in grid["seed"]]
+    with threads_limited(2):
+        two = [inverse_sum(160, seed) for seed in grid["seed"]]
+    if one == two:
+        pytest.skip("this machine's BLAS gives the same bits on 1 and 2 threads: nothing to tell apart")
+    serial = [r.value for r in gf.sweep(inverse_sum, grid, "serial", progress=False)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = [r.value for r in gf.sweep(inverse_sum, grid, pool, progress=False)]
+    processes = [r.value for r in gf.sweep(inverse_sum, grid, workers=2, progress=False)]
+    assert serial == threaded == processes == one
+    with ThreadPoolExecutor(1) as pool:  # told otherwise: two threads everywhere, two threads' bits
+        assert [r.value for r in gf.sweep(inverse_sum, grid, pool, blas_threads=2, progress=False)] == two
+    assert [r.value for r in gf.sweep(inverse_sum, grid, workers=2, blas_threads=2, progress=False)] == two
 
 
 @needs_openblas
@@ -328,9 +354,41 @@ def test_limit_threads_reaches_threadpoolctl_when_it_is_installed(monkeypatch) -
     assert openblas_threads() == here
 
 
+def test_threads_limited_gives_everything_back(monkeypatch) -> None:
+    import sys
+    import types
+
+    class Limits:
+        restored = False
+
+        def restore_original_limits(self) -> None:
+            Limits.restored = True
+
+    calls = []
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_limits = lambda limits: calls.append(limits) or Limits()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    environment, here = dict(os.environ), openblas_threads()
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    with threads_limited(1):
+        assert set(openblas_threads().values()) <= {1}
+        assert torch is None or torch.get_num_threads() == 1
+    assert calls == [1] and Limits.restored
+    assert openblas_threads() == here and dict(os.environ) == environment
+    assert torch is None or torch.get_num_threads() == torch_threads
+    with threads_limited(None):  # nothing at all
+        assert openblas_threads() == here and calls == [1]
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1"])
 def test_blas_threads_must_be_a_positive_int_or_none(bad: object) -> None:
     with pytest.raises(SweepError, match=r"blas_threads must be a positive int, or None for the libraries"):
         gf.sweep(unseeded, {"a": [1], "b": [2]}, blas_threads=bad, progress=False)  # type: ignore[arg-type]
     with pytest.raises(SweepError, match=r"a number of BLAS threads must be an int >= 1"):
         limit_threads(bad)  # type: ignore[arg-type]
+    with (
+        pytest.raises(SweepError, match=r"a number of BLAS threads must be an int >= 1"),
+        threads_limited(bad),
+    ):  # type: ignore[arg-type]
+        pass

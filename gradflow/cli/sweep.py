@@ -134,8 +134,8 @@ def add_parser(sub: Any) -> None:
         type=_threads,
         default=1,
         metavar="N|default",
-        help="BLAS/OpenMP threads in each worker (default 1, so that the workers share the cores; "
-        "'default': each library's own, usually one per core)",
+        help="BLAS/OpenMP threads each point runs on (default 1: the workers share the cores, and the "
+        "numbers do not depend on BLAS's threads; 'default': each library's own, usually one per core)",
     )
     parser.add_argument("-o", "--output", help="also write the records: FILE.csv or FILE.json")
     parser.add_argument("--force", action="store_true", help="overwrite the file")
