@@ -21,8 +21,13 @@ Every run on one BLAS thread must return the same records, bit for bit, whatever
 the number of workers, and so must every run with BLAS's own threads (checked; the two groups may
 differ in the last bits, since the number of threads changes them, and the script says whether they
 do). The BLAS threads of each contender's workers are read back from the libraries themselves
-(gradflow.sweep.openblas_threads). Rounds alternate the order of the runs; the table
-gives the median over rounds and the range. Nothing here asserts a time: the figures are printed.
+(gradflow.sweep.openblas_threads).
+
+In each round every contender runs on 1 and on 2 workers back to back (which goes first
+alternates), so that the two runs of a pair see much the same load from whatever else the machine
+runs; the load average (1 minute) before each run is printed beside it. The table gives the
+medians over rounds and the ratio of each round's pair. Nothing here asserts a time: the figures
+are printed.
 """
 
 from __future__ import annotations
@@ -79,6 +84,14 @@ def load_average() -> str:
         return " ".join(f"{value:.2f}" for value in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+def load_now() -> float:
+    """The load average over the last minute (NaN where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
 
 
 def workload(grid: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, list[Any]]]:
@@ -168,13 +181,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, list[float]]]
         f"work: {points} points of regime_point({fn.keywords['cell']}, n in {sizes}, {len(grid['gain'])} gains, "
         f"{len(grid['repeat'])} repeats, T={fn.keywords['T']}, B=2), {args.rounds} round(s)"
     )
-    runs = [(name, workers) for name in contenders for workers in (1, 2)]
+    names = list(contenders)
     times: dict[str, dict[int, list[float]]] = {name: {1: [], 2: []} for name in contenders}
+    loads: dict[str, dict[int, list[float]]] = {name: {1: [], 2: []} for name in contenders}
     threads: dict[tuple[str, int], list[dict[str, int]]] = {}
     first: dict[str, list[Any]] = {}  # the records of the first run of each group of BLAS threads
     for round_ in range(args.rounds):
-        shift = round_ % len(runs)
-        for name, workers in runs[shift:] + runs[:shift]:
+        shift = round_ % len(names)
+        order = (1, 2) if round_ % 2 == 0 else (2, 1)  # a pair back to back, alternating which first
+        for name, workers in ((name, w) for name in names[shift:] + names[:shift] for w in order):
+            loads[name][workers].append(load_now())
             seconds, values, seen = contenders[name](workers)
             times[name][workers].append(seconds)
             threads[(name, workers)] = seen
@@ -188,14 +204,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, list[float]]]
         print(f"; the runs with BLAS's own threads agree among themselves and {differ}")
     else:
         print()
-    print(f"\n{'':36s} {'1 worker':>24s} {'2 workers':>24s}   2 over 1 (median; range)")
+    print(f"\n{'':36s} {'1 worker':>24s} {'2 workers':>24s}   2 over 1: medians; each round's pair")
     for name in contenders:
         one, two = times[name][1], times[name][2]
-        ratios = [a / b for a in one for b in two]
+        pairs = ", ".join(f"{a / b:.2f}x" for a, b in zip(one, two, strict=True))
         print(
             f"{name:36s} {summary(one):>24s} {summary(two):>24s}   "
-            f"{statistics.median(one) / statistics.median(two):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+            f"{statistics.median(one) / statistics.median(two):.2f}x; {pairs}"
         )
+    print("\nevery run, with the load average (1 minute) before it:")
+    for name in contenders:
+        for k in range(len(times[name][1])):
+            pair = [
+                f"{w} worker(s) {times[name][w][k]:6.2f} s (load {loads[name][w][k]:.2f})" for w in (1, 2)
+            ]
+            print(f"    {name}, round {k + 1}: " + ", ".join(pair))
     print("\nBLAS threads read back in the workers (each OpenBLAS loaded there):")
     for (name, workers), seen in threads.items():
         counts = sorted({count for worker in seen for count in worker.values()})
