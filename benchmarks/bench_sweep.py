@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sweep.py              # issue 17's regime map (96 points)
     python benchmarks/bench_sweep.py --quick      # a small grid, a smoke run
-    python benchmarks/bench_sweep.py --rounds 5 --no-reference
+    python benchmarks/bench_sweep.py --rounds 5 --contenders pool dask   # without the reference
 
 The work is what `gradflow sweep lstm --n 16 32 64 --gain 0.25 0.5 0.75 1 1.5 2 3 4 --repeats 4
 -T 100` runs: 96 points of gradflow.cli.sweep.regime_point (an LSTM initialised at a gain,
@@ -154,19 +154,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, list[float]]]
     parser.add_argument("--quick", action="store_true", help="a small grid (a smoke run)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of every contender (default 3)")
     parser.add_argument(
-        "--no-reference", action="store_true", help="leave out the pool with BLAS's own threads"
+        "--contenders",
+        nargs="+",
+        choices=["pool", "reference", "dask"],
+        default=["pool", "reference", "dask"],
+        help="which to run (default all): the pool, the pool with BLAS's own threads, Dask",
     )
-    parser.add_argument("--no-dask", action="store_true", help="leave out Dask")
     args = parser.parse_args(argv)
     fn, grid = workload(QUICK if args.quick else FULL)
     points = len(grid_points(grid))
-    contenders: dict[str, Callable[[int], tuple[float, list[Any], list[dict[str, int]]]]] = {
-        "process pool, BLAS 1 thread/worker": lambda w: run_pool(fn, grid, w, 1),
-    }
-    if not args.no_reference:
+    contenders: dict[str, Callable[[int], tuple[float, list[Any], list[dict[str, int]]]]] = {}
+    if "pool" in args.contenders:
+        contenders["process pool, BLAS 1 thread/worker"] = lambda w: run_pool(fn, grid, w, 1)
+    if "reference" in args.contenders:
         contenders[OWN_THREADS] = lambda w: run_pool(fn, grid, w, None)
     startups: list[float] = []
-    if not args.no_dask:
+    if "dask" in args.contenders:
 
         def dask(workers: int) -> tuple[float, list[Any], list[dict[str, int]]]:
             seconds, values, threads, startup = run_dask(fn, grid, workers)
@@ -198,12 +201,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, list[float]]]
             if first.setdefault(group, values) != values:
                 raise SystemExit(f"{name} on {workers} worker(s) returned other numbers than a run before it")
     print(f"load average after:  {load_average()}")
-    print("every run on one BLAS thread returned the same records, bit for bit", end="")
+    said = []
+    if "one" in first:
+        said.append("every run on one BLAS thread returned the same records, bit for bit")
     if "own" in first:
-        differ = "differ from them in the last bits" if first["own"] != first["one"] else "are the same"
-        print(f"; the runs with BLAS's own threads agree among themselves and {differ}")
-    else:
-        print()
+        said.append("the runs with BLAS's own threads agree among themselves")
+        if "one" in first:
+            said[-1] += (
+                " and differ from them in the last bits" if first["own"] != first["one"] else " and with them"
+            )
+    print("; ".join(said))
     print(f"\n{'':36s} {'1 worker':>24s} {'2 workers':>24s}   2 over 1: medians; each round's pair")
     for name in contenders:
         one, two = times[name][1], times[name][2]
