@@ -1,6 +1,6 @@
 """gradflow: why recurrent networks' gradients vanish or explode, derived and measured.
 
-The public API is re-exported here by name; see DESIGN.md for the contract.
+The public API is re-exported here by name (the README shows it; docs/architecture.md maps the layers).
 
 >>> import gradflow as gf
 >>> cell = gf.cells.elman()
@@ -9,6 +9,7 @@ tanh(W_h*h[t - 1] + W_x*x[t] + b)
 """
 
 from gradflow import cells, export, graph, numeric, plot, symbolic
+from gradflow._version import __version__
 from gradflow.cells import Activation, Cell, as_activation
 from gradflow.errors import (
     BackendUnavailableError,
@@ -37,8 +38,6 @@ from gradflow.numeric import (
 from gradflow.report.model import analyze
 from gradflow.sweep import sweep
 from gradflow.symbolic import Derivation, Full, Randomized, Truncated, derive, gamma
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Activation",

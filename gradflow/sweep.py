@@ -10,6 +10,11 @@ workers. The results come back in the grid's order as :class:`Record` s
 that carry their provenance: the point, its seed, the worker's versions of
 Python, gradflow and its numeric libraries, the host and the time taken.
 
+Every point runs with BLAS and OpenMP on one thread (``blas_threads``), on any
+executor: the workers divide the cores between them instead of each running a
+thread per core, and the last bits of a result never depend on how many
+threads its BLAS had.
+
 ``gradflow.sweep`` is the function (re-exported as ``gf.sweep``); the module's
 other names are imported from it: ``from gradflow.sweep import Record``.
 
@@ -34,9 +39,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
+from gradflow._checks import is_int
+from gradflow._threads import limit_threads, openblas_threads, threads_limited
+from gradflow._version import __version__
 from gradflow.errors import SweepError
 
-__all__ = ["MAX_POINTS", "Record", "grid_points", "sweep"]
+__all__ = [
+    "MAX_POINTS",
+    "Record",
+    "grid_points",
+    "limit_threads",
+    "openblas_threads",
+    "sweep",
+    "threads_limited",
+]
 
 #: The most points one sweep runs (each point's record is kept in memory).
 MAX_POINTS = 10_000_000
@@ -171,6 +187,7 @@ def sweep(
     *,
     seed: int = 0,
     workers: int | None = None,
+    blas_threads: int | None = 1,
     errors: Literal["raise", "record"] = "raise",
     progress: bool | None = None,
     stream: TextIO | None = None,
@@ -196,9 +213,19 @@ def sweep(
         The base seed; point ``k`` gets the ``k``-th seed spawned from it.
     workers : int, optional
         Processes of the default pool (default: the CPU count, at most the
-        number of points). Many processes each running multithreaded BLAS
-        compete for the cores: set ``OPENBLAS_NUM_THREADS=1`` (or
-        ``OMP_NUM_THREADS=1``) in the environment for many workers.
+        number of points).
+    blas_threads : int or None, default 1
+        Threads of BLAS and OpenMP that every point runs on, whatever the
+        executor. A worker process limits its libraries before its first
+        point and keeps them so (:func:`limit_threads`); in this process
+        (``"serial"``, a thread pool) they are limited for the length of the
+        sweep and given back after (:func:`threads_limited`). One by default:
+        the workers share the cores instead of each running a thread per core
+        (on 2 cores, 2 workers with BLAS's own threads were slower than 1),
+        and since the number of threads changes the last bits of some results
+        (an inverse, a symmetric eigensolver), the numbers are then the same
+        on every executor. ``None`` leaves every library its own numbers, and
+        the numbers match across executors only where those agree.
     errors : {"raise", "record"}
         What a point whose ``fn`` raises does: ``"raise"`` stops the sweep
         with a :class:`SweepError` that names the point (the original
@@ -241,12 +268,16 @@ def sweep(
         raise SweepError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
     if errors not in ("raise", "record"):
         raise SweepError(f"errors must be 'raise' or 'record', got {errors!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise SweepError(f"seed must be a non-negative int, got {seed!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and (not is_int(workers) or workers < 1):
         raise SweepError(f"workers must be a positive int, got {workers!r}")
     if workers is not None and executor is not None:
         raise SweepError("workers= sizes the default process pool; it cannot be used with an executor")
+    if blas_threads is not None and (not is_int(blas_threads) or blas_threads < 1):
+        raise SweepError(
+            f"blas_threads must be a positive int, or None for the libraries' own defaults; got {blas_threads!r}"
+        )
     if (
         executor is not None
         and executor != "serial"
@@ -262,22 +293,25 @@ def sweep(
     if progress and getattr(stream if stream is not None else sys.stderr, "closed", False):
         raise SweepError("the progress bar's stream is closed; pass progress=False or an open stream")
     points = grid_points(grid)
-    seeds = _seeds(seed, len(points))
+    seeds = _seeds(int(seed), len(points))
     seeded = "seed" not in points[0] and _takes_seed(fn)
-    tasks = [(k, point, seeds[k] if seeded else None) for k, point in enumerate(points)]
+    threads = None if blas_threads is None else int(blas_threads)
+    blas = None if threads is None else (threads, os.getpid())
+    tasks = [(k, point, seeds[k] if seeded else None, blas) for k, point in enumerate(points)]
     stream = sys.stderr if stream is None else stream
     bar = _Progress(len(tasks), stream, _isatty(stream) if progress is None else progress)
-    if executor == "serial":
-        records = [bar.done(_call(fn, *task, errors)) for task in tasks]
-    elif executor is None:
-        _check_picklable(fn)
-        count = min(workers or os.cpu_count() or 1, len(tasks))
-        with concurrent.futures.ProcessPoolExecutor(max_workers=count) as pool:
-            records = _run(pool, fn, tasks, errors, bar)
-    else:
-        if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+    with threads_limited(threads):  # for the points that run in this process; given back after
+        if executor == "serial":
+            records = [bar.done(_call(fn, *task, errors)) for task in tasks]
+        elif executor is None:
             _check_picklable(fn)
-        records = _run(executor, fn, tasks, errors, bar)
+            count = min(int(workers or os.cpu_count() or 1), len(tasks))
+            with concurrent.futures.ProcessPoolExecutor(max_workers=count) as pool:
+                records = _run(pool, fn, tasks, errors, bar)
+        else:
+            if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+                _check_picklable(fn)
+            records = _run(executor, fn, tasks, errors, bar)
     bar.close()
     return records
 
@@ -309,10 +343,14 @@ def _check_picklable(fn: Callable[..., Any]) -> None:
         ) from err
 
 
+#: A point to run: its index, its values, its seed, and (threads, the caller's process id) or None.
+Task = tuple[int, dict[str, Any], int | None, tuple[int, int] | None]
+
+
 def _run(
     executor: concurrent.futures.Executor,
     fn: Callable[..., Any],
-    tasks: list[tuple[int, dict[str, Any], int | None]],
+    tasks: list[Task],
     errors: str,
     bar: _Progress,
 ) -> list[Record]:
@@ -344,8 +382,8 @@ def _run(
     return [r for r in records if r is not None]
 
 
-def _executor_error(task: tuple[int, dict[str, Any], int | None], err: BaseException) -> SweepError:
-    index, point, _ = task
+def _executor_error(task: Task, err: BaseException) -> SweepError:
+    index, point = task[0], task[1]
     return SweepError(
         f"grid point {index} {point} could not run on the executor ({type(err).__name__}: {err}); "
         "a process pool or Dask sends fn, the point and its result between processes, so all three "
@@ -353,8 +391,17 @@ def _executor_error(task: tuple[int, dict[str, Any], int | None], err: BaseExcep
     )
 
 
-def _call(fn: Callable[..., Any], index: int, point: dict[str, Any], seed: int | None, errors: str) -> Record:
+def _call(
+    fn: Callable[..., Any],
+    index: int,
+    point: dict[str, Any],
+    seed: int | None,
+    blas: tuple[int, int] | None,
+    errors: str,
+) -> Record:
     """Run one point (on a worker) and wrap what it gives."""
+    if blas is not None and os.getpid() != blas[1]:  # a worker process (the caller is limited already)
+        _limit_worker(blas[0])
     kwargs = dict(point) if seed is None else {**point, "seed": seed}
     start = time.perf_counter()
     try:
@@ -368,6 +415,18 @@ def _call(fn: Callable[..., Any], index: int, point: dict[str, Any], seed: int |
     return Record(index, dict(point), given, value, error, seconds, _provenance())
 
 
+#: The BLAS threads this process was limited to as a worker, by process id (a forked child starts
+#: with its parent's dict, not with its limits).
+_WORKER_THREADS: dict[int, int] = {}
+
+
+def _limit_worker(threads: int) -> None:
+    """Limit this worker process's BLAS and OpenMP to ``threads``, once before its first point."""
+    if _WORKER_THREADS.get(os.getpid()) != threads:
+        limit_threads(threads)
+        _WORKER_THREADS[os.getpid()] = threads
+
+
 _PROVENANCE: dict[str, str] = {}
 
 
@@ -377,11 +436,9 @@ def _provenance() -> dict[str, str]:
         import scipy
         import sympy
 
-        import gradflow
-
         _PROVENANCE.update(
             python=platform.python_version(),
-            gradflow=gradflow.__version__,
+            gradflow=__version__,
             numpy=numpy.__version__,
             scipy=scipy.__version__,
             sympy=sympy.__version__,

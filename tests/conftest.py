@@ -1,6 +1,6 @@
 """Fixtures shared by every test of gradflow.
 
-``rng`` is the seeded random generator of STYLE.md. The other fixtures are the
+``rng`` is the seeded random generator of CONTRIBUTING.md. The other fixtures are the
 explicit-mode referee of the cell language (tests/cells):
 
 ``explicit_step`` expands one step of a cell into components with sympy

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import gradflow as gf
 
@@ -46,3 +47,27 @@ def test_the_lstm_contenders_compute_the_same_gradient():
     assert gradients["torch"].shape == (16, 4)
     for name in ("gradflow", "numpy"):
         np.testing.assert_allclose(gradients[name], gradients["torch"], rtol=1e-11, atol=1e-14)
+
+
+def test_the_sweep_benchmark_runs_every_contender_and_checks_their_records(capsys, monkeypatch):
+    """A smoke run on a tiny grid (times are printed, never asserted): the process pool with one and
+    with its own BLAS threads, and Dask's LocalCluster, on 1 and 2 workers."""
+    import sys
+
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    spec = importlib.util.spec_from_file_location("bench_sweep", BENCHMARKS / "bench_sweep.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_sweep", bench)  # its probe is sent to worker processes
+    spec.loader.exec_module(bench)
+    times = bench.main(["--quick", "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert set(times) == {
+        "process pool, BLAS 1 thread/worker",
+        "process pool, BLAS's own threads",
+        "Dask LocalCluster, 1 thread/worker",
+    }
+    assert all(len(runs[1]) == len(runs[2]) == 1 and min(runs[1] + runs[2]) > 0 for runs in times.values())
+    assert "every run on one BLAS thread returned the same records, bit for bit" in out and "AVX-512: " in out
+    if bench.openblas_threads():  # the workers' threads, read back: 1 each unless the pool keeps its own
+        assert "process pool, BLAS 1 thread/worker, 2 worker(s): [1]" in out
+        assert "Dask LocalCluster, 1 thread/worker, 2 worker(s): [1]" in out

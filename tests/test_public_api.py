@@ -1,4 +1,4 @@
-"""The public API contract of DESIGN.md: every name others rely on exists and is exported."""
+"""The public API others rely on (the README's tour): every name exists and is exported."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 import gradflow as gf
 from gradflow.errors import GradflowError, SweepError
-from gradflow.sweep import Record, grid_points
+from gradflow.sweep import Record, grid_points, limit_threads, openblas_threads, threads_limited
 
 
 def draw(n: int, gain: float, seed: int) -> dict[str, float]:
@@ -153,7 +153,9 @@ def test_a_lambda_cannot_go_to_a_process_pool_and_the_error_says_what_to_do() ->
         ({"errors": "ignore"}, "errors must be 'raise' or 'record', got 'ignore'"),
         ({"seed": -1}, "seed must be a non-negative int, got -1"),
         ({"seed": 1.5}, "seed must be a non-negative int, got 1.5"),
+        ({"seed": True}, "seed must be a non-negative int, got True"),
         ({"workers": 0}, "workers must be a positive int, got 0"),
+        ({"workers": True}, "workers must be a positive int, got True"),
         ({"workers": 2, "executor": "serial"}, "workers= sizes the default process pool"),
         ({"executor": "dask"}, "executor must be a concurrent.futures.Executor, 'serial' or None, got str"),
     ],
@@ -164,6 +166,15 @@ def test_bad_arguments_name_what_is_wrong(kwargs: dict[str, object], message: st
     with pytest.raises(SweepError) as caught:
         gf.sweep(**arguments)  # type: ignore[arg-type]
     assert message in str(caught.value)
+
+
+def test_numpy_integers_count_as_ints_for_the_seed_and_the_workers() -> None:
+    plain = gf.sweep(draw, GRID, "serial", seed=3, progress=False)
+    numpy = gf.sweep(draw, GRID, "serial", seed=np.int64(3), progress=False)
+    assert [r.seed for r in numpy] == [r.seed for r in plain]
+    assert all(type(r.seed) is int for r in numpy)
+    pooled = gf.sweep(unseeded, {"a": [1, 2], "b": [3]}, workers=np.int64(1), progress=False)
+    assert [r.value for r in pooled] == [13, 23]
 
 
 def test_progress_bar_is_drawn_on_request_and_not_on_a_pipe() -> None:
@@ -243,3 +254,141 @@ def test_grids_without_axes_or_too_many_points_and_bad_progress_arguments():
 def test_a_value_never_hides_the_point_or_seed_columns():
     row = Record(0, {"n": 4}, 7, {"n": 99, "seed": -1, "rate": 0.5}).as_dict()
     assert row == {"n": 4, "seed": 7, "value.n": 99, "value.seed": -1, "rate": 0.5}
+
+
+def blas_of_the_worker(a: int) -> dict[str, object]:
+    """What BLAS runs on where this point runs: each OpenBLAS's threads (read from the library), the
+    environment that sizes libraries loaded later, and a product computed on them."""
+    W = np.random.default_rng(a).normal(size=(300, 300))
+    return {
+        "threads": openblas_threads(),
+        "environment": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "norm": float(np.linalg.norm(W @ W)),
+    }
+
+
+needs_openblas = pytest.mark.skipif(
+    not openblas_threads(), reason="no OpenBLAS loaded that this platform can list (Linux, NumPy's wheels)"
+)
+
+
+@needs_openblas
+def test_default_pool_workers_run_blas_on_one_thread_each_unless_told_otherwise() -> None:
+    here = openblas_threads()
+    grid = {"a": [0, 1]}
+    one = gf.sweep(blas_of_the_worker, grid, workers=2, progress=False)
+    for record in one:
+        assert set(record.value["threads"]) == set(here)  # every library loaded here, limited there
+        assert set(record.value["threads"].values()) == {1}
+        assert record.value["environment"] == "1"
+    two = gf.sweep(blas_of_the_worker, grid, workers=2, blas_threads=2, progress=False)
+    assert all(set(r.value["threads"].values()) == {2} for r in two)  # not merely the machine's default
+    own = gf.sweep(blas_of_the_worker, grid, workers=2, blas_threads=None, progress=False)
+    assert all(r.value["threads"] == here for r in own)  # the libraries' own numbers, as in this process
+    assert all(r.value["environment"] == os.environ.get("OPENBLAS_NUM_THREADS") for r in own)
+    serial = gf.sweep(blas_of_the_worker, grid, "serial", progress=False)
+    assert all(set(r.value["threads"].values()) == {1} for r in serial)  # here too, during the sweep
+    assert openblas_threads() == here, "the caller's own threads are given back after the sweep"
+    for limited in (one, two, own):
+        assert [r.value["norm"] for r in limited] == [r.value["norm"] for r in serial]
+
+
+def inverse_sum(n: int, seed: int) -> float:
+    """A result whose last bits depend on BLAS's threads (OpenBLAS's blocked inverse, n >= 128)."""
+    A = np.random.default_rng(seed).normal(size=(n, n))
+    return float(np.linalg.inv(A).sum())
+
+
+@needs_openblas
+def test_every_executor_gives_the_same_bits_even_where_blas_threads_would_change_them() -> None:
+    grid = {"n": [160], "seed": [1, 2, 3]}
+    with threads_limited(1):
+        one = [inverse_sum(160, seed) for seed in grid["seed"]]
+    with threads_limited(2):
+        two = [inverse_sum(160, seed) for seed in grid["seed"]]
+    if one == two:
+        pytest.skip("this machine's BLAS gives the same bits on 1 and 2 threads: nothing to tell apart")
+    serial = [r.value for r in gf.sweep(inverse_sum, grid, "serial", progress=False)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = [r.value for r in gf.sweep(inverse_sum, grid, pool, progress=False)]
+    processes = [r.value for r in gf.sweep(inverse_sum, grid, workers=2, progress=False)]
+    assert serial == threaded == processes == one
+    with ThreadPoolExecutor(1) as pool:  # told otherwise: two threads everywhere, two threads' bits
+        assert [r.value for r in gf.sweep(inverse_sum, grid, pool, blas_threads=2, progress=False)] == two
+    assert [r.value for r in gf.sweep(inverse_sum, grid, workers=2, blas_threads=2, progress=False)] == two
+
+
+@needs_openblas
+def test_limit_threads_in_a_pool_of_your_own() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, initializer=limit_threads, initargs=(1,)) as pool:
+        counts = pool.submit(openblas_threads).result()
+    assert counts and set(counts.values()) == {1}
+
+
+def test_limit_threads_reaches_threadpoolctl_when_it_is_installed(monkeypatch) -> None:
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_limits = lambda limits: calls.append(limits)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    from gradflow._threads import THREAD_VARIABLES
+
+    for variable in THREAD_VARIABLES:
+        monkeypatch.setenv(variable, "7")  # restored (or removed) after the test, as every library below
+    here = openblas_threads()
+    torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    try:
+        found = limit_threads(3)
+        assert calls == [3]
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
+        assert set(found.values()) <= {3}
+    finally:
+        for threads in set(here.values()):
+            limit_threads(threads)
+        if torch_threads is not None:
+            sys.modules["torch"].set_num_threads(torch_threads)
+    assert openblas_threads() == here
+
+
+def test_threads_limited_gives_everything_back(monkeypatch) -> None:
+    import sys
+    import types
+
+    class Limits:
+        restored = False
+
+        def restore_original_limits(self) -> None:
+            Limits.restored = True
+
+    calls = []
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_limits = lambda limits: calls.append(limits) or Limits()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    environment, here = dict(os.environ), openblas_threads()
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    with threads_limited(1):
+        assert set(openblas_threads().values()) <= {1}
+        assert torch is None or torch.get_num_threads() == 1
+    assert calls == [1] and Limits.restored
+    assert openblas_threads() == here and dict(os.environ) == environment
+    assert torch is None or torch.get_num_threads() == torch_threads
+    with threads_limited(None):  # nothing at all
+        assert openblas_threads() == here and calls == [1]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1"])
+def test_blas_threads_must_be_a_positive_int_or_none(bad: object) -> None:
+    with pytest.raises(SweepError, match=r"blas_threads must be a positive int, or None for the libraries"):
+        gf.sweep(unseeded, {"a": [1], "b": [2]}, blas_threads=bad, progress=False)  # type: ignore[arg-type]
+    with pytest.raises(SweepError, match=r"a number of BLAS threads must be an int >= 1"):
+        limit_threads(bad)  # type: ignore[arg-type]
+    with (
+        pytest.raises(SweepError, match=r"a number of BLAS threads must be an int >= 1"),
+        threads_limited(bad),
+    ):  # type: ignore[arg-type]
+        pass

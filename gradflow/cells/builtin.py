@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.cells.activations import CATALOGUE, Activation, as_activation
 from gradflow.cells.cell import Cell
 from gradflow.errors import CellDefinitionError
@@ -330,10 +331,11 @@ def skip(
     dependencies in NARX recurrent neural networks", IEEE TNN 7(6), 1996.
     Goodfellow et al., *Deep Learning*, §10.9.1.
     """
-    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 2:
+    if not is_int(delay) or delay < 2:
         raise CellDefinitionError(
             f"skip: delay must be an int >= 2 (delay 1 is the ordinary recurrence), got {delay!r}"
         )
+    delay = int(delay)
     sigma, extra = _act(activation, "sigma")
     params: dict[str, Any] = {"W_h": (n, n)} if unit_connection else {}
     params.update({"W_d": (n, n), "W_x": (n, m), "b": n})

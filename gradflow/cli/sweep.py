@@ -32,6 +32,11 @@ __all__ = ["add_parser", "regime_point"]
 COLUMNS = ("predicted_rate", "rate", "standard_error", "label", "confidence", "consistent")
 
 
+def _threads(text: str) -> int | None:
+    """``--blas-threads``: a positive int, or ``default`` (None: the libraries' own numbers)."""
+    return None if text == "default" else positive(int, text)
+
+
 def add_parser(sub: Any) -> None:
     """Add ``gradflow sweep`` to the command line's subparsers."""
     parser = sub.add_parser(
@@ -59,6 +64,14 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--repeats", type=functools.partial(positive, int), default=1)
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--workers", type=functools.partial(positive, int), help="processes (default: CPUs)")
+    parser.add_argument(
+        "--blas-threads",
+        type=_threads,
+        default=1,
+        metavar="N|default",
+        help="BLAS/OpenMP threads each point runs on (default 1: the workers share the cores, and the "
+        "numbers do not depend on BLAS's threads; 'default': each library's own, usually one per core)",
+    )
     parser.add_argument("-o", "--output", help="also write the records: FILE.csv or FILE.json")
     parser.add_argument("--force", action="store_true", help="overwrite the file")
     parser.set_defaults(run=_cmd_sweep)
@@ -90,7 +103,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         regime_point, cell=args.cell, T=args.T, B=args.B, sizes=sizes, scheme=args.scheme
     )
     grid = {"n": args.n, "gain": args.gain, "repeat": list(range(args.repeats))}
-    records = sweep(point, grid, seed=args.seed, workers=args.workers)
+    records = sweep(point, grid, seed=args.seed, workers=args.workers, blas_threads=args.blas_threads)
     print(_table(args.cell, records))
     if args.output:
         write = _write_json if suffix == ".json" else _write_csv

@@ -32,7 +32,7 @@ from gradflow.export.latex import LatexPrinter
 from gradflow.export.layout import equation_lines, visible_width
 from gradflow.export.names import escape_markdown, escape_text
 from gradflow.symbolic.bptt import state_jacobian, state_signal
-from gradflow.symbolic.derivation import Derivation, Step
+from gradflow.symbolic.derivation import Derivation, Step, register_printer
 from gradflow.symbolic.nodes import BOUND_T, Partial
 
 __all__ = [
@@ -366,3 +366,9 @@ def derivation_to_markdown(derivation: Derivation, *, abbreviate: bool = True, *
         lines += [f"{k}. {escape_markdown(ref)}" for k, ref in enumerate(refs, start=1)]
         lines.append("")
     return "\n".join(lines)
+
+
+# Derivation.to_latex(), .to_markdown() and Jupyter's views print through these (the symbolic
+# layer cannot import this one).
+register_printer("latex", derivation_to_latex)
+register_printer("markdown", derivation_to_markdown)

@@ -18,6 +18,7 @@ from typing import Any
 import networkx as nx
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Signal, parameters_of, t
 from gradflow.errors import GraphError
@@ -121,11 +122,11 @@ class UnrolledGraph:
 
 
 def _check_T(T: Any) -> int:
-    if isinstance(T, bool) or not isinstance(T, int):
+    if not is_int(T):
         raise GraphError(f"T must be an int >= 1 (the number of steps), got {T!r}")
     if T < 1:
         raise GraphError(f"T must be an int >= 1 (the number of steps), got T={T}")
-    return T
+    return int(T)
 
 
 def _history(cell: Cell, T: int) -> dict[str, range]:

@@ -7,12 +7,10 @@ history before the sequence from its initial values.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gradflow.errors import GradflowError
-
-if TYPE_CHECKING:
-    from gradflow.numeric.simulate import Problem
+from gradflow.numeric._problem import Problem
 
 __all__ = ["Values"]
 

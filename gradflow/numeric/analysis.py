@@ -11,6 +11,7 @@ chain, in log space: :math:`\log\lVert\partial s^{(a)}/\partial s^{(a-k)}\rVert_
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,14 +19,30 @@ from typing import Any
 
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError
 from gradflow.numeric._bound_kernels import lower_bound
 from gradflow.numeric.chain import ChainResult, _select, chain_of
 from gradflow.numeric.simulate import Problem, Trajectory, Values, prepare, run_forward
-from gradflow.symbolic.bounds import chain_bound
+from gradflow.symbolic.bounds import ChainBound, chain_bound
 
 __all__ = ["BoundComparison", "Regime", "bound_vs_measured", "regime"]
+
+#: A bound's kernel ``f(xp, P, R, dtype)`` and the signals it reads.
+BoundKernel = tuple[Any, frozenset[tuple[str, int]]]
+
+
+@functools.lru_cache(maxsize=64)
+def _bound_kernels(cell: Cell) -> tuple[ChainBound, BoundKernel, BoundKernel]:
+    r"""The chain bound of a concrete cell and the kernels of its :math:`B_t` and :math:`B_\gamma`.
+
+    Remembered per cell, like the cell's own kernels (:func:`gradflow.numeric.compile`): a
+    sweep calls :func:`regime` at many points of one cell, and deriving the bound (sympy) and
+    compiling its two kernels cost more than the measurement of a small cell.
+    """
+    bound = chain_bound(cell, gamma_mode="value")
+    return bound, lower_bound(cell, bound.step), lower_bound(cell, bound.step_gamma)
 
 
 @dataclass
@@ -101,14 +118,12 @@ def bound_vs_measured(
         raise GradflowError(f"chain must be a jacobian_chain result, got {type(chain).__name__}")
     problem = prepare(cell, params, inputs, initial, backend=backend, dtype=dtype)
     values = run_forward(problem)
-    bound = chain_bound(problem.cell, gamma_mode="value")
+    bound, (step_kernel, step_reads), (gamma_kernel, gamma_reads) = _bound_kernels(problem.cell)
     if chain is None:
         chain = chain_of(problem, values)
     else:
         _check_chain(problem, values, chain)
     xp = problem.xp
-    step_kernel, step_reads = lower_bound(problem.cell, bound.step)
-    gamma_kernel, gamma_reads = lower_bound(problem.cell, bound.step_gamma)
     P, dtype_ = problem.params, problem.compiled.dtype
     a = chain.anchor
     backward = chain.states[0] in problem.cell.backward
@@ -254,7 +269,7 @@ def regime(
         or not 0 <= tolerance < math.inf
     ):
         raise GradflowError(f"tolerance must be a finite number >= 0 (a rate per step), got {tolerance!r}")
-    if isinstance(skip, bool) or not isinstance(skip, numbers.Integral) or skip < 0:
+    if not is_int(skip) or skip < 0:
         raise GradflowError(f"skip must be an int >= 0 (lags left out of the fit), got {skip!r}")
     comparison = bound_vs_measured(cell, params, inputs, initial, chain=chain, backend=backend, dtype=dtype)
     all_logs = to_numpy(comparison.log_actual)

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.errors import ChainError
 from gradflow.numeric._logscale import combine, log_norm, normalise
@@ -90,7 +91,7 @@ class ChainResult:
         if self.mantissas is None or self.log_scales is None:
             raise ChainError("jacobian_chain(..., full=True) keeps the matrices; this result did not")
         count = int(self.mantissas.shape[0])
-        if not _integer(k):
+        if not is_int(k):
             raise ChainError(f"matrix(k) takes a lag k, an int in 0..{count - 1}; got {k!r}")
         if not 0 <= k < count:
             raise ChainError(f"lag k={k} is outside this chain's lags 0..{count - 1}")
@@ -186,20 +187,16 @@ def _select(cell: Cell, states: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
-def _integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_options(anchor: Any, tol: Any, max_iter: Any) -> None:
     """``anchor`` an int, ``tol`` in (0, 1), ``max_iter`` a positive int (NumPy integers count as ints)."""
-    if anchor is not None and not _integer(anchor):
+    if anchor is not None and not is_int(anchor):
         raise ChainError(f"anchor must be an int (a time step), got {type(anchor).__name__} {anchor!r}")
     if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0 < float(tol) < 1):
         raise ChainError(
             f"tol must be a number in (0, 1), the relative accuracy of the spectral norms (default 1e-8); "
             f"got {tol!r}"
         )
-    if not _integer(max_iter) or max_iter < 1:
+    if not is_int(max_iter) or max_iter < 1:
         raise ChainError(f"max_iter must be a positive int (default 100), got {max_iter!r}")
 
 

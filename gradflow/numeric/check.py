@@ -26,6 +26,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import t
 from gradflow.errors import GradflowError, UnsupportedCellError
@@ -117,12 +118,13 @@ def check_cell(
         raise GradflowError(f"check_cell needs a gradflow Cell, got {type(cell).__name__} {cell!r:.60}")
     if sizes is not None and not isinstance(sizes, Mapping):
         raise GradflowError(f"sizes must be a dict {{name: int}}, e.g. {{'n': 3}}; got {sizes!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise GradflowError(f"seed must be a non-negative int, got {seed!r}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+    if not is_int(T) or T < 1:
         raise GradflowError(f"T must be a positive int, got {T!r}")
-    if isinstance(B, bool) or not isinstance(B, int) or B < 1:
+    if not is_int(B) or B < 1:
         raise GradflowError(f"B must be a positive int, got {B!r}")
+    seed, T, B = int(seed), int(T), int(B)
     fixed = {s.name: 2 for s in cell.size_symbols}
     unknown = sorted(set(sizes or {}) - set(fixed))
     if unknown:

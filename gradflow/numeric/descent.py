@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError, NonFiniteError, ShapeError
 from gradflow.numeric.backend import namespace
@@ -316,7 +317,7 @@ def gradient_descent(
                 f"cell {cell.name!r} has no parameter {name!r}; it has {', '.join(cell.params)}"
             )
     rate = _positive("learning_rate", learning_rate)
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise GradflowError(f"steps must be a positive int, got {steps!r}")
     threshold = None if clip_norm is None else _positive("clip_norm", clip_norm)
     chosen = _state(cell, state)

@@ -1,6 +1,6 @@
 r"""Forward simulation: every state, intermediate (gate) and output of a cell over time.
 
-Layout (DESIGN.md): inputs ``(T, B, m)``; a forward state's trajectory is
+Layout (docs/architecture.md): inputs ``(T, B, m)``; a forward state's trajectory is
 ``(T+1, B, n)`` with index 0 the initial value; a state running backwards in
 time (the ``bwd`` half of a bidirectional layer) is ``(T+1, B, n)`` with
 index ``t - 1`` for time ``t`` and its initial value (at time ``T + 1``) last;
@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from gradflow.cells.cell import Cell
 from gradflow.errors import GradflowError, NonFiniteError, ShapeError
+from gradflow.numeric._problem import Problem
 from gradflow.numeric._values import Values
 from gradflow.numeric.backend import dtype_of, namespace
-from gradflow.numeric.compiled import CompiledCell, compile, infer_sizes
+from gradflow.numeric.compiled import compile, infer_sizes
 
 __all__ = ["Problem", "Trajectory", "Values", "prepare", "simulate"]
 
@@ -30,42 +30,6 @@ def _shape(value: Any) -> tuple[int, ...]:
     if shape is None:
         return ()
     return tuple(int(d) for d in shape)
-
-
-@dataclass
-class Problem:
-    """A compiled cell with its parameters, inputs and initial values as arrays of one backend.
-
-    Attributes
-    ----------
-    compiled : CompiledCell
-    params : dict of str to array
-    inputs : dict of str to list of arrays
-        ``inputs[name][t - 1]`` is the input at time ``t``, shape (B, m).
-    initial : dict of str to list of arrays
-        Each state's history before the sequence starts (after it ends, for a
-        backward state): ``initial[name][k]`` is the value ``k + 1`` steps
-        outside, shape (B, n).
-    T, B : int
-    """
-
-    compiled: CompiledCell
-    params: dict[str, Any]
-    inputs: dict[str, list[Any]]
-    initial: dict[str, list[Any]]
-    T: int
-    B: int
-    sequences: dict[str, Any]
-
-    @property
-    def cell(self) -> Cell:
-        """The concrete cell."""
-        return self.compiled.cell
-
-    @property
-    def xp(self) -> Any:
-        """The array namespace."""
-        return self.compiled.xp
 
 
 def _finite(xp: Any, value: Any, dtype: Any, what: str) -> Any:

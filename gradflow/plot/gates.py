@@ -8,12 +8,12 @@ reset, the output gate opens to read) and the saturated forget gates of a traine
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from gradflow._checks import is_int
 from gradflow.errors import PlotError
 from gradflow.numeric.simulate import Trajectory
 from gradflow.plot._style import colour, figure_axes, to_numpy, wrong_kind
@@ -98,7 +98,7 @@ def gates(
         if name not in trajectory:
             raise PlotError(f"cell {cell.name!r} has no signal {name!r}; it has {', '.join(trajectory)}")
     B = trajectory.B
-    if isinstance(sequence, bool) or not isinstance(sequence, numbers.Integral) or not 0 <= sequence < B:
+    if not is_int(sequence) or not 0 <= sequence < B:
         raise PlotError(f"sequence must be an int in 0..{B - 1} (the batch); got {sequence!r}")
     data = {name: to_numpy(trajectory[name])[:, int(sequence), :] for name in chosen}  # (time, units)
     if kind == "lines":

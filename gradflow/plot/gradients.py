@@ -9,12 +9,12 @@ truncation (Tallec and Ollivier 2017) is unbiased, and pays with variance.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from gradflow._checks import is_int
 from gradflow.errors import PlotError
 from gradflow.numeric.gradients import Gradients
 from gradflow.plot._style import (
@@ -93,7 +93,7 @@ def gradient_per_step(
         array = to_numpy(grads.inputs[name])  # (T, B, m)
         T = array.shape[0]
         last = T if loss_at is None else loss_at
-        if isinstance(last, bool) or not isinstance(last, numbers.Integral) or not 1 <= int(last) <= T:
+        if not is_int(last) or not 1 <= int(last) <= T:
             raise PlotError(f"loss_at must be a step in 1..T = {T} (of {label!r}); got {loss_at!r}")
         norms = np.linalg.norm(array[: int(last)], axis=-1)  # (t_L, B), t = 1..t_L
         with np.errstate(divide="ignore"):

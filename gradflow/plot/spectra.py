@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from gradflow._checks import is_int
 from gradflow.errors import PlotError
 from gradflow.numeric.chain import ChainResult
 from gradflow.plot._style import (
@@ -84,7 +85,7 @@ def singular_spectrum(
     >>> len(figure.axes[0].patches)
     1
     """
-    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+    if not is_int(bins) or bins < 1:
         raise PlotError(f"bins must be a positive int, got {bins!r}")
     series = as_series(chains, (ChainResult,), "a ChainResult")
     samples: dict[str, tuple[np.ndarray, int, int]] = {}
@@ -101,7 +102,7 @@ def singular_spectrum(
         logs = to_numpy(chain.log_singular_values)
         count = logs.shape[0]
         k = count - 1 if lag is None else lag
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < count:
+        if not is_int(k) or not 0 <= k < count:
             raise PlotError(f"lag must be an int in 0..{count - 1} (the lags of {label!r}); got {lag!r}")
         values = logs[int(k)].ravel() / LN10
         finite = values[np.isfinite(values)]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from gradflow._checks import is_int
 from gradflow.cells.specs import parse_cell
 from gradflow.errors import GradflowError, UsageError
 from gradflow.report._folder import Progress, markdown_table, staged_folder
@@ -229,9 +230,9 @@ def write_report(
 
     ``write_report("gradflow-report", quick=True)`` writes the folder (tests/report runs it).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise UsageError(f"the seed must be an int >= 0, got {seed!r}")
-    if isinstance(graph_T, bool) or not isinstance(graph_T, int) or graph_T < 1:
+    if not is_int(graph_T) or graph_T < 1:
         raise UsageError(f"-T (steps of the drawn graphs) must be an int >= 1, got {graph_T!r}")
     make_pdf = shutil.which("pdflatex") is not None if pdf is None else pdf
     if make_pdf and shutil.which("pdflatex") is None:

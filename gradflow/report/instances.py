@@ -7,6 +7,7 @@ steps and ``B`` sequences, everything drawn from one seed: the same setting give
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -114,6 +115,20 @@ def instance(spec: str, setting: Setting, gain: float) -> tuple[Cell, dict[str, 
     return cell, params, inputs, cell.with_sizes(**{s.name: sizes[s.name] for s in cell.size_symbols})
 
 
+@functools.lru_cache(maxsize=64)
+def _concrete(spec: str, sizes: tuple[tuple[str, int], ...]) -> Cell:
+    """The cell of ``spec`` at integer ``sizes``, built once per process for all its points.
+
+    Parsing a cell's equations costs milliseconds, a good part of a small point; the kernels
+    compiled for the cell (:func:`gradflow.numeric.compile`) and its bound's are remembered per
+    cell in the same way.
+    """
+    cell = parse_cell(spec)
+    return cell.with_sizes(
+        **{name: value for name, value in sizes if name in {s.name for s in cell.size_symbols}}
+    )
+
+
 def regime_point(
     cell: str,
     n: int,
@@ -138,9 +153,9 @@ def regime_point(
     """
     from gradflow.numeric import regime
 
-    built = parse_cell(cell)
-    params, inputs = random_instance(built, n, gain, seed, T, B, sizes, scheme)
-    found = regime(built, params, inputs)
+    concrete = _concrete(cell, tuple(sorted({**sizes, "n": n}.items())))
+    params, inputs = random_instance(concrete, n, gain, seed, T, B, {}, scheme)
+    found = regime(concrete, params, inputs)
     return {
         "predicted_rate": found.predicted_rate,
         "rate": found.rate,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gradflow._checks import is_int
 from gradflow.errors import UsageError
 
 __all__ = ["Architecture", "find_recurrent", "load_recurrent", "parse_arch"]
@@ -114,7 +115,7 @@ def parse_arch(text: str) -> Architecture:
         )
     for key in ("input", "hidden", "layers"):
         value = values.get(key, 1 if key == "layers" else None)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if value is None or not is_int(value) or int(value) < 1:
             raise UsageError(
                 f"--arch {text!r}: {key} must be a positive integer" + ("" if value else " (it is required)")
             )

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from gradflow._checks import is_int
 from gradflow.errors import ShapeError, UsageError
 from gradflow.report._folder import Progress, markdown_table, staged_folder
 
@@ -199,11 +200,11 @@ class Diagnosis:
 
 
 def _layer_cell(kind: str, activation: str, n: int, m: int) -> Any:
-    from gradflow import cells
+    from gradflow.cells import elman, gru, lstm
 
     if kind == "rnn":
-        return cells.elman(activation, n=n, m=m)
-    return cells.lstm(n=n, m=m) if kind == "lstm" else cells.gru(reset_after=True, n=n, m=m)
+        return elman(activation, n=n, m=m)
+    return lstm(n=n, m=m) if kind == "lstm" else gru(reset_after=True, n=n, m=m)
 
 
 def _sequence(value: Any, batch_first: bool, size: int, what: str) -> np.ndarray:
@@ -302,7 +303,7 @@ def analyze(
 
     torch = _torch()
     for key, value, low in (("T", T, 3), ("B", B, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_int(value) or value < low:
             raise UsageError(f"{key} must be an int >= {low}, got {value!r}")
     if isinstance(module, str | os.PathLike):
         where, plain = load_recurrent(module, arch=arch, module=name)
@@ -335,11 +336,11 @@ def analyze(
         if grad.shape[:2] != (T, B):
             raise ShapeError(f"loss_grad covers (T, B) = {grad.shape[:2]}, the inputs {(T, B)}")
         loss = "the given gradient of the output"
-    import gradflow as gf
+    from gradflow.numeric import bptt, from_torch, upstream_from_torch
 
-    cell, params = gf.from_torch(plain)
-    upstream = gf.numeric.upstream_from_torch(plain, grad)
-    gradients = gf.bptt(cell, params, x, upstream)
+    cell, params = from_torch(plain)
+    upstream = upstream_from_torch(plain, grad)
+    gradients = bptt(cell, params, x, upstream)
     trajectory = gradients.trajectory
     bar = Progress(layout.layers * layout.directions, "analyze", None, progress)
     layers: list[LayerDiagnosis] = []
@@ -370,16 +371,16 @@ def analyze(
 def _layer(
     label: str, layout: Any, prefix: str, params: Mapping[str, Any], inputs: np.ndarray
 ) -> LayerDiagnosis:
-    import gradflow as gf
+    from gradflow.numeric import bound_vs_measured, jacobian_chain, lyapunov_spectrum, regime
 
     sub = _layer_cell(layout.kind, layout.activation, layout.hidden_size, int(inputs.shape[-1]))
     own = {key[len(prefix) :]: value for key, value in params.items() if key.startswith(prefix)}
     own = {key: value for key, value in own.items() if key in sub.params}
     x = np.ascontiguousarray(inputs)
-    chain = gf.jacobian_chain(sub, own, x)
-    comparison = gf.bound_vs_measured(sub, own, x, chain=chain)
-    found = gf.regime(sub, own, x, chain=chain)
-    spectrum = gf.numeric.lyapunov_spectrum(sub, own, x)
+    chain = jacobian_chain(sub, own, x)
+    comparison = bound_vs_measured(sub, own, x, chain=chain)
+    found = regime(sub, own, x, chain=chain)
+    spectrum = lyapunov_spectrum(sub, own, x)
     trajectory = chain.trajectory
     assert trajectory is not None  # jacobian_chain always keeps the trajectory it ran on
     gates: dict[str, GateStats] = {}
@@ -408,7 +409,7 @@ def _slug(text: str) -> str:
 
 
 def _write(diagnosis: Diagnosis, out: str | os.PathLike[str], force: bool, progress: bool | None) -> Path:
-    import gradflow as gf
+    from gradflow import plot as gfplot
 
     layers = diagnosis.layers
     bar = Progress(3 + sum(1 for layer in layers if layer.kind != "rnn"), "diagnosis", None, progress)
@@ -419,34 +420,34 @@ def _write(diagnosis: Diagnosis, out: str | os.PathLike[str], force: bool, progr
             (folder / "figures").mkdir()
             bar.step("chain norms")
             series = {layer.name: (layer.comparison, layer.regime) for layer in layers}
-            figure = gf.plot.chain_norms(
+            figure = gfplot.chain_norms(
                 series, title=f"Chain norms of each layer of {diagnosis.model} ({settings})"
             )
-            gf.plot.save(figure, folder / "figures" / "chain-norms.png")
+            gfplot.save(figure, folder / "figures" / "chain-norms.png")
             bar.step("input gradient")
-            figure = gf.plot.gradient_per_step(
+            figure = gfplot.gradient_per_step(
                 {"the model": diagnosis.gradients},
                 title=f"Gradient reaching each input step of {diagnosis.model} ({settings})",
             )
-            gf.plot.save(figure, folder / "figures" / "input-gradient.png")
+            gfplot.save(figure, folder / "figures" / "input-gradient.png")
             bar.step("Lyapunov spectra")
-            figure = gf.plot.lyapunov(
+            figure = gfplot.lyapunov(
                 {layer.name: layer.lyapunov for layer in layers},
                 title=f"Lyapunov spectra of each layer of {diagnosis.model} ({settings})",
             )
-            gf.plot.save(figure, folder / "figures" / "lyapunov.png")
+            gfplot.save(figure, folder / "figures" / "lyapunov.png")
             gate_figures = []
             for layer in layers:
                 if layer.kind == "rnn":
                     continue
                 bar.step(f"gates: {layer.name}")
                 name = f"gates-{_slug(layer.name)}.png"
-                figure = gf.plot.gates(
+                figure = gfplot.gates(
                     layer.trajectory,
                     [*GATES[layer.kind], *layer.cell.states],
                     title=f"Gates and states of {layer.name} of {diagnosis.model}, sequence 0",
                 )
-                gf.plot.save(figure, folder / "figures" / name)
+                gfplot.save(figure, folder / "figures" / name)
                 gate_figures.append((layer.name, name))
             _index(folder, diagnosis, gate_figures)
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.cells.activations import Activation, as_activation
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import t
@@ -33,9 +34,9 @@ __all__ = ["cec_condition", "cec_path", "cec_weights"]
 
 
 def _check_steps(q: Any, caller: str, name: str = "q") -> int:
-    if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+    if not is_int(q) or q < 1:
         raise GradflowError(f"{caller}: {name}, the number of steps back, must be an int >= 1, got {q!r}")
-    return q
+    return int(q)
 
 
 #: The net input of :func:`cec_condition`.

@@ -4,11 +4,16 @@ r"""A derivation as data: ordered steps of sympy equations with prose and citati
 definition → step Jacobians → chain → bound → conditions → adjoints
 (full, truncated, randomized) → parameter gradients. Printing is the export
 layer's job; a :class:`Derivation` only holds the mathematics.
+
+``Derivation.to_latex()``, ``.to_markdown()`` and Jupyter's views call the
+printers that :mod:`gradflow.export.document` registers with
+:func:`register_printer` when it is imported (``import gradflow`` imports it),
+so that imports run one way: export imports symbolic, never the reverse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +38,7 @@ from gradflow.symbolic.jacobian import step_jacobian
 from gradflow.symbolic.nodes import Adjoint, Norm, Partial
 from gradflow.symbolic.strategies import Full, Randomized, Truncated
 
-__all__ = ["PASCANU", "Derivation", "Step", "derive"]
+__all__ = ["PASCANU", "Derivation", "Step", "derive", "register_printer"]
 
 PASCANU = (
     "R. Pascanu, T. Mikolov, Y. Bengio, On the difficulty of training recurrent neural networks, ICML 2013."
@@ -46,6 +51,36 @@ CS224N = "Stanford CS224n, lecture 7: vanishing gradients and fancy RNNs."
 i_sym, j_sym = sp.symbols("i j", integer=True)
 tau = sp.Symbol("tau", integer=True, positive=True)
 k_sym = sp.Symbol("k", integer=True)
+
+
+#: The printers of derivations by format ("latex", "markdown"), registered by the export layer.
+_PRINTERS: dict[str, Callable[..., str]] = {}
+
+
+def register_printer(kind: str, printer: Callable[..., str]) -> None:
+    """Make ``printer(derivation, **options)`` the way a :class:`Derivation` prints as ``kind``.
+
+    :mod:`gradflow.export.document` registers ``"latex"``
+    (:func:`~gradflow.export.derivation_to_latex`) and ``"markdown"``
+    (:func:`~gradflow.export.derivation_to_markdown`) when it is imported; the
+    symbolic layer sits below the export layer and cannot import it.
+
+    Examples
+    --------
+    >>> _PRINTERS["latex"].__name__
+    'derivation_to_latex'
+    """
+    _PRINTERS[kind] = printer
+
+
+def _print(derivation: Derivation, kind: str, **options: Any) -> str:
+    printer = _PRINTERS.get(kind)
+    if printer is None:
+        raise GradflowError(
+            f"no {kind} printer of derivations is registered; import gradflow.export (import gradflow "
+            "does), which registers it"
+        )
+    return printer(derivation, **options)
 
 
 @dataclass(frozen=True)
@@ -100,8 +135,7 @@ class Derivation:
         """Every step with this title."""
         return [step for step in self.steps if step.title == title]
 
-    # Printing is the export layer's job; these delegate to it (imported here, lazily,
-    # because gradflow.export sits above gradflow.symbolic).
+    # Printing is the export layer's job; these call the printers it registered (register_printer).
 
     def to_latex(self, **options: Any) -> str:
         r"""The derivation as a LaTeX ``align`` fragment: :func:`gradflow.export.derivation_to_latex`.
@@ -112,21 +146,15 @@ class Derivation:
         >>> print(gf.derive(gf.cells.elman()).to_latex().splitlines()[3])
         h^{(t)} &= \tanh\left(W_{h} h^{(t-1)} + W_{x} x^{(t)} + b\right) \\
         """
-        from gradflow.export.document import derivation_to_latex
-
-        return derivation_to_latex(self, **options)
+        return _print(self, "latex", **options)
 
     def to_markdown(self, **options: Any) -> str:
         """The derivation as Markdown with ``$$`` blocks: :func:`gradflow.export.derivation_to_markdown`."""
-        from gradflow.export.document import derivation_to_markdown
-
-        return derivation_to_markdown(self, **options)
+        return _print(self, "markdown", **options)
 
     def _repr_latex_(self) -> str:
         r"""Jupyter's LaTeX view (MathJax has no ``\intertext``: the prose goes in ``\text`` lines)."""
-        from gradflow.export.document import derivation_to_latex
-
-        return derivation_to_latex(self, prose="text")
+        return _print(self, "latex", prose="text")
 
     def _repr_markdown_(self) -> str:
         """Jupyter's Markdown view."""

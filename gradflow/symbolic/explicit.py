@@ -1,7 +1,7 @@
 r"""Explicit mode: a cell with integer sizes expanded into its components.
 
 Every structured result of the symbolic layer can be checked against sympy's
-componentwise differentiation of these expansions (the referee of STYLE.md).
+componentwise differentiation of these expansions (the first referee of CONTRIBUTING.md).
 """
 
 from __future__ import annotations

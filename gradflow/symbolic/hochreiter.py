@@ -66,6 +66,7 @@ import itertools
 
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import t
 from gradflow.errors import GradflowError
@@ -205,10 +206,11 @@ def error_flow_paths(cell: Cell, u: int, v: int, q: int, *, opaque: bool = True)
     weights = explicit(units.weights, cell, step)
     n = weights.rows
     for name, unit in (("u", u), ("v", v)):
-        if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < n:
+        if not is_int(unit) or not 0 <= unit < n:
             raise GradflowError(
                 f"error_flow_paths: unit {name}={unit!r} must be an int in 0..{n - 1} for cell {cell.name!r}"
             )
+    u, v = int(u), int(v)
     slopes = {m: _slopes(units, step, m, opaque) for m in range(1, q + 1)}
     terms = []
     for middle in itertools.product(range(n), repeat=q - 1):

@@ -1,8 +1,8 @@
 r"""Structured Jacobians of cell expressions, in numerator layout.
 
-sympy's own matrix calculus cannot be trusted here (DESIGN.md, "Known
-pitfalls"): it works in denominator layout, fails beyond one step and can
-silently return 0. gradflow applies its own rules to the cell's expression
+sympy's own matrix calculus cannot be trusted here (docs/architecture.md,
+"Pitfalls that shaped the design"): it works in denominator layout, fails
+beyond one step and can silently return 0. gradflow applies its own rules to the cell's expression
 tree instead, one small rule per node type, and keeps the result structured:
 
 .. math::
@@ -27,6 +27,7 @@ import sympy as sp
 from sympy.matrices.expressions.kronecker import KroneckerProduct
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from gradflow._checks import is_int
 from gradflow.cells.cell import Cell
 from gradflow.cells.expr import Concat, Elementwise, Signal, t
 from gradflow.errors import CellDefinitionError, NotDifferentiableError
@@ -279,8 +280,9 @@ def step_jacobian(cell: Cell, state: str, wrt: str | None = None, lag: int = 1) 
             raise CellDefinitionError(
                 f"cell {cell.name!r} has no state {name!r}; its states are {', '.join(cell.states)}"
             )
-    if isinstance(lag, bool) or not isinstance(lag, int) or lag < 1:
+    if not is_int(lag) or lag < 1:
         raise CellDefinitionError(f"the lag of a step Jacobian must be an int >= 1, got {lag!r}")
+    lag = int(lag)
     offset = lag if wrt in cell.backward else -lag
     totals = total_jacobians(cell, cell.signal(wrt, t + offset))
     return totals[("state", state)]

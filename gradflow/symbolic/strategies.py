@@ -22,6 +22,7 @@ from typing import Any
 
 import sympy as sp
 
+from gradflow._checks import is_int
 from gradflow.errors import StrategyError
 
 __all__ = ["Full", "Randomized", "Strategy", "Truncated", "as_strategy"]
@@ -62,7 +63,7 @@ class Truncated:
     def __post_init__(self) -> None:
         if isinstance(self.tau, sp.Symbol) and self.tau.is_integer and self.tau.is_positive:
             return
-        if _is_int(self.tau) and self.tau >= 1:
+        if is_int(self.tau) and self.tau >= 1:
             object.__setattr__(self, "tau", int(self.tau))
             return
         raise StrategyError(
@@ -108,7 +109,7 @@ class Randomized:
     def __post_init__(self) -> None:
         object.__setattr__(self, "pi", _probability(self.pi))
         if self.seed is not None:
-            if not (_is_int(self.seed) and self.seed >= 0):
+            if not (is_int(self.seed) and self.seed >= 0):
                 raise StrategyError(
                     f"Randomized(pi, seed) needs seed None or a non-negative int, got {self.seed!r}; "
                     "e.g. Randomized(0.5, seed=0)"
@@ -117,11 +118,6 @@ class Randomized:
 
     def __str__(self) -> str:
         return f"randomized(pi={self.pi})"
-
-
-def _is_int(value: Any) -> bool:
-    """An int or a NumPy integer, but not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and not _is_boolean(value)
 
 
 def _is_boolean(value: Any) -> bool:
@@ -180,7 +176,7 @@ def as_strategy(value: Any) -> Strategy:
         return Full()
     if isinstance(value, Full | Truncated | Randomized):
         return value
-    if _is_int(value):
+    if is_int(value):
         return Truncated(value)
     raise StrategyError(
         f"truncation must be None, Full(), Truncated(tau), Randomized(pi) or an int tau; got {value!r}"

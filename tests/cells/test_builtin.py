@@ -1,4 +1,4 @@
-"""Built-in cells: parameter tables of DESIGN.md, structure, value semantics, and what the equations mean.
+"""Built-in cells: the parameter table of docs/architecture.md, structure, value semantics, and what the equations mean.
 
 The semantic referee expands one step of each cell into components (sympy
 ``as_explicit``) and compares it, at random rational points, with the
@@ -21,7 +21,7 @@ from gradflow.errors import CellDefinitionError
 cells = gf.cells
 N, M, K = size_symbol("n"), size_symbol("m"), size_symbol("k")
 
-# --- DESIGN.md's table, written out by hand ----------------------------------------
+# --- docs/architecture.md's table, written out by hand ------------------------------
 
 
 def elman_params(n: Any, m: Any, k: Any = None) -> dict[str, tuple[Any, ...]]:

@@ -101,6 +101,32 @@ def test_sweep_rejects_non_positive_numbers(capsys, argv):
     assert "must be positive" in err or "'x' is not an integer" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"), [([], 1), (["--blas-threads", "3"], 3), (["--blas-threads", "default"], None)]
+)
+def test_sweep_limits_the_workers_blas_threads_unless_told_otherwise(capsys, monkeypatch, argv, expected):
+    import gradflow.cli.sweep as command
+
+    given = {}
+
+    def recorded(fn, grid, **kwargs):
+        given.update(kwargs)
+        return []
+
+    monkeypatch.setattr(command, "sweep", recorded)
+    status, _, _ = run(capsys, "sweep", "elman", "--n", "4", *argv)
+    assert status == 0 and given["blas_threads"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_sweep_rejects_bad_blas_threads(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "elman", "--blas-threads", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--blas-threads" in err and ("must be positive" in err or "is not an integer" in err)
+
+
 def test_regime_point_feeds_every_input_of_the_cell():
     found = regime_point("lstm", 4, 0.5, 0, seed=3, T=30, B=1, sizes={"m": 2}, scheme="orthogonal")
     assert found["label"] == "vanishing" and found["consistent"]
@@ -130,3 +156,63 @@ def test_sweep_json_is_strict_when_a_rate_is_minus_infinity(tmp_path, capsys):
     text = out.read_text(encoding="utf-8")
     (record,) = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert record["rate"] == "-inf" and record["label"] == "vanishing"
+
+
+#: The kernels compiled in this process: every kernel gradflow writes goes through Python's compile()
+#: with a file name "<gradflow ...>" (numeric/lower.py: cell, chain, VJP, bound and activation kernels).
+_KERNELS: list[str] = []
+
+
+def _count_kernels() -> None:
+    """Count gradflow's kernel compilations in this process from now on (once per process)."""
+    import builtins
+
+    if getattr(builtins.compile, "counts_gradflow_kernels", False):
+        return
+    original = builtins.compile
+
+    def counting(source, filename, *args, **kwargs):
+        if str(filename).startswith("<gradflow"):
+            _KERNELS.append(str(filename))
+        return original(source, filename, *args, **kwargs)
+
+    counting.counts_gradflow_kernels = True
+    builtins.compile = counting
+
+
+def kernels_of_a_point(n: int, gain: float, seed: int) -> dict[str, int]:
+    """One point of the regime map (on a worker), and how many kernels it compiled there."""
+    import os
+
+    _count_kernels()
+    before = len(_KERNELS)
+    regime_point("gru", n, gain, 0, seed=seed, T=12, B=2, sizes={"m": 3}, scheme="orthogonal")
+    return {"pid": os.getpid(), "kernels": len(_KERNELS) - before}
+
+
+def test_a_cell_is_compiled_once_per_process_not_once_per_point(monkeypatch):
+    import builtins
+
+    monkeypatch.setattr(builtins, "compile", builtins.compile)  # undone after the test
+    _count_kernels()
+    counts = []
+    for gain in (0.5, 2.0, 0.5):
+        before = len(_KERNELS)
+        regime_point("gru", 9, gain, 0, seed=1, T=12, B=2, sizes={"m": 5}, scheme="orthogonal")
+        counts.append(len(_KERNELS) - before)
+    assert counts[0] > 0, "the counter saw no compilation: it no longer measures anything"
+    assert counts[1:] == [0, 0], f"kernels compiled again at later points: {counts}"
+
+
+def test_each_worker_compiles_a_cell_once_for_all_its_points():
+    import gradflow as gf
+
+    grid = {"n": [7, 8], "gain": [0.5, 1.0, 2.0, 3.0]}  # 4 points per size, 2 workers: some worker has 2
+    records = gf.sweep(kernels_of_a_point, grid, workers=2, progress=False)
+    seen: dict[tuple[int, int], list[int]] = {}
+    for record in records:
+        seen.setdefault((record.value["pid"], record.point["n"]), []).append(record.value["kernels"])
+    assert any(len(counts) > 1 for counts in seen.values())
+    for (pid, n), counts in seen.items():
+        assert counts[0] > 0, f"worker {pid} compiled nothing for n={n}: the counter measures nothing"
+        assert counts[1:] == [0] * (len(counts) - 1), f"worker {pid}, n={n}: kernels per point {counts}"

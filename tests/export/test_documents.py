@@ -3,11 +3,13 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 import sympy as sp
 
 import gradflow as gf
+from gradflow.errors import GradflowError
 from gradflow.export import (
     CLASSICS,
     ExportError,
@@ -19,6 +21,7 @@ from gradflow.export import (
     derivation_to_markdown,
     write_document,
 )
+from gradflow.symbolic import derivation
 from gradflow.symbolic.derivation import Derivation, Step
 
 C = gf.cells
@@ -62,6 +65,24 @@ def test_align_fragment_one_numbered_line_per_step():
     )
     assert r"\emph{(R. Pascanu, T. Mikolov, Y. Bengio" in tex
     assert d.to_latex() == tex
+
+
+def test_a_derivation_prints_itself_through_the_printers_export_registers(monkeypatch):
+    d = gf.derive(C.elman())
+    assert d.to_latex(prose="text") == d._repr_latex_() == derivation_to_latex(d, prose="text")
+    assert d.to_latex(abbreviate=False) == derivation_to_latex(d, abbreviate=False)
+    # registered by importing the export layer, which importing any part of gradflow does
+    code = (
+        "from gradflow.symbolic.derivation import derive; from gradflow.cells import elman; "
+        "print(derive(elman()).to_markdown().splitlines()[0])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "# Gradient flow through time in the elman cell\n"
+    monkeypatch.delitem(derivation._PRINTERS, "markdown")
+    with pytest.raises(
+        GradflowError, match="no markdown printer of derivations is registered; import gradflow"
+    ):
+        d.to_markdown()
 
 
 def test_long_steps_are_broken_and_numbered_once():
