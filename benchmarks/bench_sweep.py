@@ -102,6 +102,30 @@ def workload(grid: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, list[A
     return point, {"n": grid["n"], "gain": grid["gain"], "repeat": grid["repeat"]}
 
 
+def spin(k: int, steps: int) -> int:
+    """Pure Python arithmetic, no BLAS, no memory traffic: a unit of independent CPU work."""
+    total = 0
+    for i in range(steps):
+        total += i * i % 7
+    return total
+
+
+def machine_ceiling(steps: int, rounds: int) -> list[float]:
+    """What 2 processes gain over 1 on this machine for work that shares nothing: the ratio of the time
+    of two units of :func:`spin` one after the other (1 worker) to both at once (2 workers), per round.
+    On a machine whose two CPUs slow each other (a VM sharing its host, one memory bus, turbo clocks
+    that drop when both cores run) it is below 2, and no sweep's 2-over-1 can beat it."""
+    ratios = []
+    for _ in range(rounds):
+        seconds = {}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            gf.sweep(spin, {"k": [0, 1], "steps": [steps]}, workers=workers, progress=False)
+            seconds[workers] = time.perf_counter() - start
+        ratios.append(seconds[1] / seconds[2])
+    return ratios
+
+
 def threads_here(k: int) -> dict[str, int]:
     """The BLAS threads of the worker this runs on (a sweep point of the thread probe)."""
     return openblas_threads()
@@ -179,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, list[float]]]
         contenders["Dask LocalCluster, 1 thread/worker"] = dask
     print(f"CPU: {cpu_description()}")
     print(f"load average before: {load_average()}")
+    ceiling = machine_ceiling(200_000 if args.quick else 10_000_000, args.rounds)
+    print(
+        "the machine's own 2 over 1 for two processes that share nothing (pure Python): "
+        + ", ".join(f"{r:.2f}x" for r in ceiling)
+    )
     sizes = " ".join(map(str, grid["n"]))
     print(
         f"work: {points} points of regime_point({fn.keywords['cell']}, n in {sizes}, {len(grid['gain'])} gains, "

@@ -68,6 +68,7 @@ def test_the_sweep_benchmark_runs_every_contender_and_checks_their_records(capsy
     }
     assert all(len(runs[1]) == len(runs[2]) == 1 and min(runs[1] + runs[2]) > 0 for runs in times.values())
     assert "every run on one BLAS thread returned the same records, bit for bit" in out and "AVX-512: " in out
+    assert "the machine's own 2 over 1 for two processes that share nothing (pure Python): " in out
     if bench.openblas_threads():  # the workers' threads, read back: 1 each unless the pool keeps its own
         assert "process pool, BLAS 1 thread/worker, 2 worker(s): [1]" in out
         assert "Dask LocalCluster, 1 thread/worker, 2 worker(s): [1]" in out
