@@ -17,6 +17,7 @@ from gradflow._checks import is_int
 from gradflow.errors import PlotError
 from gradflow.numeric.simulate import Trajectory
 from gradflow.plot._style import colour, figure_axes, to_numpy, wrong_kind
+from gradflow.plot._style import title as title_
 
 __all__ = ["gates"]
 
@@ -58,7 +59,8 @@ def gates(
         A heatmap (rows: units) or one line per unit (at most 12 units per signal).
     title : str, optional
     ax : sequence of matplotlib Axes, optional
-        One per signal.
+        One per signal. The title then goes on the first of them, and the figure's own title
+        (``suptitle``) is left as the caller set it.
 
     Returns
     -------
@@ -122,7 +124,8 @@ def gates(
             _lines(panel, name, times, values, gate, first=index == 0)
     axes[-1].set_xlabel("time $t$ (steps)")
     head = title if title is not None else f"Gates and states of {cell.name} over time (sequence {sequence})"
-    figure.suptitle(head, x=0.01, ha="left", wrap=True)
+    # over the whole figure when it is ours; on the top panel when the caller's figure has its own title
+    title_(figure, axes[0], head, own=ax is None)
     return figure
 
 

@@ -60,6 +60,17 @@ def test_gates_errors(lstm_trajectory):
         gf.plot.gates(lstm_trajectory, ["f", "c"], ax=Figure().subplots())
 
 
+def test_gates_into_the_callers_axes_keep_the_callers_title(lstm_trajectory):
+    figure = Figure()
+    figure.suptitle("the caller's figure")
+    top, bottom = figure.subplots(2, 1)
+    assert gf.plot.gates(lstm_trajectory, ["f", "c"], ax=[top, bottom], title="gates") is figure
+    assert figure.get_suptitle() == "the caller's figure"
+    assert top.get_title(loc="left") == "gates" and not bottom.get_title(loc="left")
+    own = gf.plot.gates(lstm_trajectory, ["f"], title="mine")
+    assert own.get_suptitle() == "mine" and not own.axes[0].get_title(loc="left")
+
+
 @pytest.fixture(scope="module")
 def cliff_setting():
     return np.zeros((20, 1, 1)), {"h": np.full((1, 1), 0.5)}
