@@ -142,11 +142,11 @@ def draw(
     for u, v in graph.edges:
         if u not in positions or v not in positions:
             continue
-        if u[1] is None or v[1] is None:
+        if graph.nodes[u]["kind"] == "param":
             parameter_edges.append((u, v))
-        elif abs(v[1] - u[1]) > 1:
+        elif u[1] is not None and v[1] is not None and abs(v[1] - u[1]) > 1:
             skip_edges.append((u, v))
-        else:
+        else:  # within a step, to the next step, or E(t) into the total loss L
             step_edges.append((u, v))
     common = {"ax": ax, "arrows": True, "arrowsize": 8, "node_size": node_size}
     if params and parameter_edges:

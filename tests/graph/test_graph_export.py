@@ -168,6 +168,21 @@ def test_draw_makes_its_own_axes(tmp_path: Path) -> None:
         plt.close(ax.figure)
 
 
+@pytest.mark.parametrize("params", [True, False])
+def test_draw_draws_every_edge_of_the_shown_nodes(params: bool) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch
+
+    ug = graphs()[0]  # with a loss: E(t) -> L has no time at its head
+    ax = draw(ug, Figure().add_subplot(), params=params)
+    arrows = [patch for patch in ax.patches if isinstance(patch, FancyArrowPatch)]
+    kinds = ug.graph.nodes
+    expected = [(u, v) for u, v in ug.graph.edges if params or kinds[u]["kind"] != "param"]
+    into_loss = [(u, v) for u, v in expected if v == ("L", None)]
+    assert len(into_loss) == 3 and len(arrows) == len(expected)
+
+
 def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     reference.write_text("", encoding="utf-8")
