@@ -110,7 +110,9 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         if args and not isinstance(args[0], sp.MatrixExpr) and args[0].as_coeff_Mul()[0].is_negative:
             args[0] = -args[0]
             sign = "-"
-        parts = [self._product_factor(a) for a in args if a != 1]
+        # a ones vector in a product broadcasts a scalar (b 𝟙) or sums a vector's entries (vᵀ 𝟙):
+        # the double-struck one, as in print; a ones matrix elsewhere is the 1 of 1 - z
+        parts = ["𝟙" if isinstance(a, sp.OneMatrix) else self._product_factor(a) for a in args if a != 1]
         return sign + " ".join(parts)
 
     def _print_MatAdd(self, expr: sp.MatAdd) -> str:

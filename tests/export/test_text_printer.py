@@ -71,6 +71,15 @@ def test_scalars_in_textbook_form():
     assert to_text(sp.Symbol(r"l_{1},\dots,l_{q-1}")) == "l_1, …, l_{q-1}"
 
 
+def test_a_ones_vector_in_a_product_is_the_double_struck_one() -> None:
+    ones, z = sp.OneMatrix(3, 1), sp.MatrixSymbol("z", 3, 1)
+    b, v = sp.MatrixSymbol("b", 1, 1), sp.MatrixSymbol("v", 3, 1)
+    assert to_text(sp.MatMul(ones, b)) == "𝟙 b"  # a scalar bias broadcast
+    assert to_text(sp.MatMul(v.T, ones)) == "vᵀ 𝟙"  # the sum of a vector's entries
+    assert to_text(sp.HadamardProduct(z, ones - z)) == "z ∘ (-z + 1)"  # the ones vector of 1 - z stays 1
+    assert "(1 - z^(t))" in to_text(C.gru().updates["h"])
+
+
 #: What sympy's own str writes, and must never reach a gradflow text output.
 LEAKS = (
     "Product(",
