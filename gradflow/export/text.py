@@ -21,6 +21,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from gradflow.cells.expr import Concat, Elementwise, Signal
+from gradflow.symbolic.bptt import xi
 from gradflow.symbolic.jacobian import Diag
 from gradflow.symbolic.nodes import Norm
 
@@ -324,12 +325,26 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
         return "{" + "; ".join(pieces) + "}"
 
     def _print_condition(self, condition: Any) -> str:
-        if isinstance(condition, sp.core.relational.Relational):
-            op = _RELATIONS.get(condition.rel_op, condition.rel_op)
-            return f"{self._print(condition.lhs)} {op} {self._print(condition.rhs)}"
         return self._print(condition)
 
+    def _print_Relational(self, expr: Any) -> str:
+        """``lhs = rhs``, ``lhs ≤ rhs``; a chain ``a = b = c`` where the right side is itself an equation."""
+        op = _RELATIONS.get(expr.rel_op, expr.rel_op)
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
+    def _print_UnevaluatedExpr(self, expr: sp.UnevaluatedExpr) -> str:
+        """A factor kept as written (``π (1/π)``): parenthesized where it is a sum or a quotient."""
+        arg = expr.args[0]
+        text = self._print(arg)
+        grouped = isinstance(arg, sp.Add) or (arg.is_Pow and arg.exp.is_number and arg.exp.is_negative)
+        return f"({text})" if grouped else text
+
     def _print_Function(self, expr: Any) -> str:
+        if expr.func == xi:  # Tallec and Ollivier's random weight of step k
+            index = self._index(expr.args[0])
+            return f"ξ_{index}" if len(index) == 1 else f"ξ_{{{index}}}"
+        if expr.func == sp.Function("E"):  # an expectation
+            return f"E[{self._print(expr.args[0])}]"
         return f"{text_name(type(expr).__name__)}(" + ", ".join(self._index(a) for a in expr.args) + ")"
 
     def _limits(self, limits: tuple[Any, ...]) -> str:
@@ -410,9 +425,6 @@ _RELATIONS = {"==": "=", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 
 def relation_to_text(relation: sp.Basic) -> str:
     """An equation or inequality as ``lhs = rhs`` / ``lhs ≤ rhs``; anything else as :func:`to_text`."""
-    if isinstance(relation, sp.core.relational.Relational):
-        op = _RELATIONS.get(relation.rel_op, relation.rel_op)
-        return f"{to_text(relation.lhs)} {op} {to_text(relation.rhs)}"
     return to_text(relation)
 
 

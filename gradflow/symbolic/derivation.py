@@ -57,6 +57,13 @@ k_sym = sp.Symbol("k", integer=True)
 _PRINTERS: dict[str, Callable[..., str]] = {}
 
 
+def _expectation_of_xi(pi: sp.Symbol) -> sp.Basic:
+    r"""``π (1/π) + (1 − π) 0 = 1``: the two values of :math:`\xi_k` weighted by their probabilities, as written."""
+    kept = sp.Mul(pi, sp.UnevaluatedExpr(sp.Pow(pi, -1, evaluate=False)), evaluate=False)
+    dropped = sp.Mul(sp.UnevaluatedExpr(1 - pi), sp.Integer(0), evaluate=False)
+    return sp.Eq(sp.Add(kept, dropped, evaluate=False), sp.Integer(1), evaluate=False)
+
+
 def register_printer(kind: str, printer: Callable[..., str]) -> None:
     """Make ``printer(derivation, **options)`` the way a :class:`Derivation` prints as ``kind``.
 
@@ -356,15 +363,7 @@ def _adjoints(cell: Cell) -> list[Step]:
         ),
         Step(
             "Unbiasedness",
-            sp.Eq(
-                sp.Function("E")(xi(k_sym)),
-                sp.Add(
-                    sp.Mul(Randomized().pi, sp.Pow(Randomized().pi, -1, evaluate=False), evaluate=False),
-                    sp.Mul(1 - Randomized().pi, 0, evaluate=False),
-                    evaluate=False,
-                ),
-                evaluate=False,
-            ),
+            sp.Eq(sp.Function("E")(xi(k_sym)), _expectation_of_xi(Randomized().pi), evaluate=False),
             "E[ξₖ] = 1 and the ξₖ are independent, so every product of them has expectation 1: "
             "the randomized adjoint is an unbiased estimate of the full one.",
             TALLEC,

@@ -80,6 +80,14 @@ def test_a_ones_vector_in_a_product_is_the_double_struck_one() -> None:
     assert "(1 - z^(t))" in to_text(C.gru().updates["h"])
 
 
+def test_the_randomized_truncation_weights_and_their_expectation() -> None:
+    import gradflow as gf
+
+    text = gf.export.derivation_to_text(gf.derive(C.elman()))
+    assert "    E[ξ_k] = π_ξ (1/π_ξ) + 0 (1 - π_ξ) = 1" in text.splitlines()
+    assert "∏_{t<k≤i} [ξ_k diag(" in text and "ξ(k)" not in text
+
+
 #: What sympy's own str writes, and must never reach a gradflow text output.
 LEAKS = (
     "Product(",
