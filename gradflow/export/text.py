@@ -138,8 +138,9 @@ class TextPrinter(StrPrinter):  # type: ignore[misc]
     def _print_Adjoint(self, expr: Any) -> str:
         time = self._index(expr.signal.time).replace(" ", "")
         if expr.total:
-            mark = {"truncated": "[τ]", "randomized": "[ξ]"}.get(expr.variant, "")
-            return f"δ{mark}_{expr.signal.name}^({time})"
+            mark = {"truncated": "τ", "randomized": "ξ"}.get(expr.variant)  # as the LaTeX: δ_{h,τ}
+            name = expr.signal.name
+            return f"δ_{{{name},{mark}}}^({time})" if mark else f"δ_{name}^({time})"
         return f"∂⁺L/∂{expr.signal.name}^({time})"
 
     def _print_Chain(self, expr: Any) -> str:

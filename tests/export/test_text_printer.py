@@ -86,6 +86,7 @@ def test_the_randomized_truncation_weights_and_their_expectation() -> None:
     text = gf.export.derivation_to_text(gf.derive(C.elman()))
     assert "    E[ξ_k] = π_ξ (1/π_ξ) + 0 (1 - π_ξ) = 1" in text.splitlines()
     assert "∏_{t<k≤i} [ξ_k diag(" in text and "ξ(k)" not in text
+    assert "    δ_{h,ξ}^(t) = Σ_{i=t}^{T}" in text and "    δ_{h,τ}^(t) = Σ_{i=t}^{min(T, t + τ)}" in text
 
 
 #: What sympy's own str writes, and must never reach a gradflow text output.
