@@ -331,62 +331,67 @@ def _overview(folder: Path, sizes: ReportSettings, bar: Progress) -> dict[str, t
     import gradflow as gf
 
     figures: dict[str, tuple[str, str]] = {}
+
+    def keep(name: str, drawn: Any, heading: str, caption: str) -> None:
+        gf.plot.save(drawn.figure, folder / "figures" / name)
+        figures[name] = (heading, caption)
+
     setting = sizes.setting
     bar.step("overview")
-    drawn = chain_norms_figure(
-        list(COMPARED),
-        [1.0],
-        setting,
-        bounds=False,
-        title=f"Elman, LSTM and GRU at gain 1 ({setting.describe()})",
-    )
-    gf.plot.save(drawn.figure, folder / "figures" / "overview.png")
-    figures["overview.png"] = (
+    keep(
+        "overview.png",
+        chain_norms_figure(
+            list(COMPARED),
+            [1.0],
+            setting,
+            bounds=False,
+            title=f"Elman, LSTM and GRU at gain 1 ({setting.describe()})",
+        ),
         "Elman, LSTM and GRU side by side",
         "The norm of the Jacobian chain against the lag at gain 1: how fast each cell forgets.",
     )
     for family, spec in FAMILIES:
         bar.step(f"regime map: {family}")
-        drawn = regime_map_figure(
-            spec,
-            sizes.map_ns,
-            sizes.map_gains,
-            sizes.map_setting,
-            executor="serial",
-            title=f"Regime map of {family} ({spec}; T = {sizes.map_setting.T}, B = {sizes.map_setting.B}, "
-            f"orthogonal init, seed {setting.seed})",
-        )
-        gf.plot.save(drawn.figure, folder / "figures" / f"regime-{slug(spec)}.png")
-        figures[f"regime-{slug(spec)}.png"] = (
+        keep(
+            f"regime-{slug(spec)}.png",
+            regime_map_figure(
+                spec,
+                sizes.map_ns,
+                sizes.map_gains,
+                sizes.map_setting,
+                executor="serial",
+                title=f"Regime map of {family} ({spec}; T = {sizes.map_setting.T}, B = {sizes.map_setting.B}, "
+                f"orthogonal init, seed {setting.seed})",
+            ),
             f"Regime map: {family}",
             "The measured rate over the gain and the state size; the black line is where the bound's rate "
             "is 0 (vanishing is guaranteed on its negative side).",
         )
     bar.step("Lyapunov spectra")
-    drawn = lyapunov_figure("elman", sizes.lyapunov_gains, setting.with_(B=min(setting.B, 4)))
-    gf.plot.save(drawn.figure, folder / "figures" / "lyapunov-elman.png")
-    figures["lyapunov-elman.png"] = (
+    keep(
+        "lyapunov-elman.png",
+        lyapunov_figure("elman", sizes.lyapunov_gains, setting.with_(B=min(setting.B, 4))),
         "Lyapunov spectrum of the Elman cell",
         "The exponents of the Jacobian product (QR method), and the largest against the gain: the "
         "chain contracts in every direction while the largest is below 0.",
     )
     bar.step("gradient per step")
-    drawn = gradient_per_step_figure(list(COMPARED), 1.0, setting)
-    gf.plot.save(drawn.figure, folder / "figures" / "gradient-per-step.png")
-    figures["gradient-per-step.png"] = (
+    keep(
+        "gradient-per-step.png",
+        gradient_per_step_figure(list(COMPARED), 1.0, setting),
         "The gradient reaching each input step",
         "‖∂L/∂x(t)‖ for a loss on the last step, against the steps back from it (gain 1).",
     )
     bar.step("skip connections")
-    drawn = chain_norms_figure(
-        ["elman", "skip(delay=2)", "skip(delay=4)"],
-        [0.5],
-        setting,
-        bounds=False,
-        title=f"Skip connections through time at gain 0.5 ({setting.describe()})",
-    )
-    gf.plot.save(drawn.figure, folder / "figures" / "skip.png")
-    figures["skip.png"] = (
+    keep(
+        "skip.png",
+        chain_norms_figure(
+            ["elman", "skip(delay=2)", "skip(delay=4)"],
+            [0.5],
+            setting,
+            bounds=False,
+            title=f"Skip connections through time at gain 0.5 ({setting.describe()})",
+        ),
         "Skip connections through time",
         "With connections d steps back, the shortest path from h(j) to h(i) has ⌊k/d⌋ + k mod d "
         "edges: the chain decays in k/d instead of k (see skip_paths.md).",
